@@ -1,0 +1,564 @@
+/* fs_posix.c - the shim on the Berkeley sockets API (Linux, macOS, BSD). */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#  define _GNU_SOURCE /* accept4, recvmmsg, sendmmsg */
+#endif
+#include "fastsock.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <stddef.h>
+#include <sys/un.h>
+#include <unistd.h>
+#ifdef __linux__
+#  include <sys/sendfile.h>
+#endif
+
+/* EWOULDBLOCK may differ from EAGAIN; callers test FS_EAGAIN only. */
+static int fs__error(int e)
+{
+    if (e == EWOULDBLOCK)
+        e = EAGAIN;
+    return -e;
+}
+
+int fs_last_error(void)
+{
+    return fs__error(errno);
+}
+
+/* A system call's result, or the portable error when it failed. */
+static fs_ssize_t fs__check(fs_ssize_t r)
+{
+    return r < 0 ? fs_last_error() : r;
+}
+
+int fs_init(void)
+{
+    return 0;
+}
+
+void fs_error_info(int code, int *err_no, int *winerror, char *msg,
+                   size_t size)
+{
+    *err_no = -code;
+    *winerror = 0;
+    if (size > 0)
+        snprintf(msg, size, "%s", strerror(-code));
+}
+
+int64_t fs_monotonic_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int fs_iov_max(void)
+{
+#ifdef IOV_MAX
+    return IOV_MAX;
+#else
+    long v = sysconf(_SC_IOV_MAX);
+    return v > 0 ? (int)v : 16;
+#endif
+}
+
+static int fs__cloexec(int fd)
+{
+    int flags = fcntl(fd, F_GETFD);
+
+    if (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0)
+        return fs_last_error();
+    return 0;
+}
+
+/* Without SO_NOSIGPIPE or MSG_NOSIGNAL a write to a closed peer would
+ * kill the process; CPython ignores SIGPIPE, but a C host may not. */
+#ifdef MSG_NOSIGNAL
+#  define FS__SEND_FLAGS MSG_NOSIGNAL
+#else
+#  define FS__SEND_FLAGS 0
+#endif
+
+static void fs__nosigpipe(int fd)
+{
+#ifdef SO_NOSIGPIPE
+    int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof(on));
+#else
+    (void)fd;
+#endif
+}
+
+int fs_socket(int family, int type, int proto, fs_sock_t *out)
+{
+    int fd;
+
+#ifdef SOCK_CLOEXEC
+    fd = socket(family, type | SOCK_CLOEXEC, proto);
+    if (fd >= 0)
+        goto done;
+    if (errno != EINVAL)
+        return fs_last_error();
+#endif
+    fd = socket(family, type, proto);
+    if (fd < 0)
+        return fs_last_error();
+    if (fs__cloexec(fd) < 0) {
+        int err = fs_last_error();
+        close(fd);
+        return err;
+    }
+#ifdef SOCK_CLOEXEC
+done:
+#endif
+    fs__nosigpipe(fd);
+    *out = fd;
+    return 0;
+}
+
+int fs_socketpair(int family, int type, int proto, fs_sock_t out[2])
+{
+    int fds[2];
+
+#ifdef SOCK_CLOEXEC
+    if (socketpair(family, type | SOCK_CLOEXEC, proto, fds) == 0)
+        goto done;
+    if (errno != EINVAL)
+        return fs_last_error();
+#endif
+    if (socketpair(family, type, proto, fds) < 0)
+        return fs_last_error();
+    if (fs__cloexec(fds[0]) < 0 || fs__cloexec(fds[1]) < 0) {
+        int err = fs_last_error();
+        close(fds[0]);
+        close(fds[1]);
+        return err;
+    }
+#ifdef SOCK_CLOEXEC
+done:
+#endif
+    fs__nosigpipe(fds[0]);
+    fs__nosigpipe(fds[1]);
+    out[0] = fds[0];
+    out[1] = fds[1];
+    return 0;
+}
+
+int fs_close(fs_sock_t s)
+{
+    /* On Linux the descriptor is released even when close() reports EINTR,
+     * so it must not be closed again; report success as CPython does. */
+    if (close(s) < 0 && errno != EINTR)
+        return fs_last_error();
+    return 0;
+}
+
+int fs_set_nonblocking(fs_sock_t s, int on)
+{
+    int flags = fcntl(s, F_GETFL);
+    int want;
+
+    if (flags < 0)
+        return fs_last_error();
+    want = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
+    if (want != flags && fcntl(s, F_SETFL, want) < 0)
+        return fs_last_error();
+    return 0;
+}
+
+int fs_sock_info(fs_sock_t s, int *family, int *type, int *proto)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    memset(&ss, 0, sizeof(ss));
+    if (getsockname(s, (struct sockaddr *)&ss, &len) < 0)
+        return fs_last_error();
+    *family = ss.ss_family;
+    len = sizeof(*type);
+    if (getsockopt(s, SOL_SOCKET, SO_TYPE, type, &len) < 0)
+        return fs_last_error();
+#ifdef SO_PROTOCOL
+    len = sizeof(*proto);
+    if (getsockopt(s, SOL_SOCKET, SO_PROTOCOL, proto, &len) < 0)
+        return fs_last_error();
+#else
+    *proto = 0;
+#endif
+    return 0;
+}
+
+int fs_bind(fs_sock_t s, const struct sockaddr *addr, fs_socklen_t len)
+{
+    return (int)fs__check(bind(s, addr, len));
+}
+
+int fs_listen(fs_sock_t s, int backlog)
+{
+    return (int)fs__check(listen(s, backlog));
+}
+
+int fs_connect(fs_sock_t s, const struct sockaddr *addr, fs_socklen_t len)
+{
+    return (int)fs__check(connect(s, addr, len));
+}
+
+int fs_connect_result(fs_sock_t s)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return fs_last_error();
+    return err ? fs__error(err) : 0;
+}
+
+int fs_accept(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len,
+              fs_sock_t *out)
+{
+    int fd;
+
+#if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) \
+    || defined(__OpenBSD__)
+    fd = accept4(s, addr, len, SOCK_CLOEXEC);
+    if (fd < 0)
+        return fs_last_error();
+#else
+    fd = accept(s, addr, len);
+    if (fd < 0)
+        return fs_last_error();
+    if (fs__cloexec(fd) < 0) {
+        int err = fs_last_error();
+        close(fd);
+        return err;
+    }
+    /* BSD accept() inherits O_NONBLOCK from the listener; Linux does not. */
+    fs_set_nonblocking(fd, 0);
+#endif
+    fs__nosigpipe(fd);
+    *out = fd;
+    return 0;
+}
+
+int fs_shutdown(fs_sock_t s, int how)
+{
+    return (int)fs__check(shutdown(s, how));
+}
+
+int fs_getsockname(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len)
+{
+    return (int)fs__check(getsockname(s, addr, len));
+}
+
+int fs_getpeername(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len)
+{
+    return (int)fs__check(getpeername(s, addr, len));
+}
+
+int fs_setsockopt(fs_sock_t s, int level, int name, const void *value,
+                  fs_socklen_t len)
+{
+    return (int)fs__check(setsockopt(s, level, name, value, len));
+}
+
+int fs_getsockopt(fs_sock_t s, int level, int name, void *value,
+                  fs_socklen_t *len)
+{
+    return (int)fs__check(getsockopt(s, level, name, value, len));
+}
+
+fs_ssize_t fs_send(fs_sock_t s, const void *buf, size_t len, int flags)
+{
+    return fs__check(send(s, buf, len, flags | FS__SEND_FLAGS));
+}
+
+fs_ssize_t fs_recv(fs_sock_t s, void *buf, size_t len, int flags)
+{
+    return fs__check(recv(s, buf, len, flags));
+}
+
+fs_ssize_t fs_sendto(fs_sock_t s, const void *buf, size_t len, int flags,
+                     const struct sockaddr *addr, fs_socklen_t addrlen)
+{
+    return fs__check(sendto(s, buf, len, flags | FS__SEND_FLAGS, addr,
+                            addrlen));
+}
+
+fs_ssize_t fs_recvfrom(fs_sock_t s, void *buf, size_t len, int flags,
+                       struct sockaddr *addr, fs_socklen_t *addrlen)
+{
+    return fs__check(recvfrom(s, buf, len, flags, addr, addrlen));
+}
+
+fs_ssize_t fs_sendmsg(fs_sock_t s, const fs_buf_t *bufs, size_t n,
+                      const struct sockaddr *addr, fs_socklen_t addrlen,
+                      const void *control, size_t controllen, int flags)
+{
+    struct msghdr msg;
+
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_name = (void *)addr;
+    msg.msg_namelen = addr ? addrlen : 0;
+    /* fs_buf_t has struct iovec's layout (see fastsock.h). */
+    msg.msg_iov = (struct iovec *)bufs;
+    msg.msg_iovlen = n;
+    msg.msg_control = controllen ? (void *)control : NULL;
+    msg.msg_controllen = controllen;
+    return fs__check(sendmsg(s, &msg, flags | FS__SEND_FLAGS));
+}
+
+fs_ssize_t fs_sendv(fs_sock_t s, const fs_buf_t *bufs, size_t n, int flags)
+{
+    return fs_sendmsg(s, bufs, n, NULL, 0, NULL, 0, flags);
+}
+
+fs_ssize_t fs_recvmsg(fs_sock_t s, fs_buf_t *bufs, size_t n,
+                      struct sockaddr *addr, fs_socklen_t *addrlen,
+                      void *control, size_t *controllen, int *msg_flags,
+                      int flags)
+{
+    struct msghdr msg;
+    ssize_t r;
+
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_name = addr;
+    msg.msg_namelen = addr ? *addrlen : 0;
+    msg.msg_iov = (struct iovec *)bufs;
+    msg.msg_iovlen = n;
+    msg.msg_control = controllen && *controllen ? control : NULL;
+    msg.msg_controllen = controllen ? *controllen : 0;
+    r = recvmsg(s, &msg, flags);
+    if (r < 0)
+        return fs_last_error();
+    if (addr)
+        *addrlen = msg.msg_namelen;
+    if (controllen)
+        *controllen = msg.msg_controllen;
+    if (msg_flags)
+        *msg_flags = msg.msg_flags;
+    return r;
+}
+
+fs_ssize_t fs_recvv(fs_sock_t s, fs_buf_t *bufs, size_t n, int flags)
+{
+    return fs_recvmsg(s, bufs, n, NULL, NULL, NULL, NULL, NULL, flags);
+}
+
+fs_ssize_t fs_sendfile(fs_sock_t s, int fd, int64_t *offset, size_t count)
+{
+#ifdef __linux__
+    off_t off = (off_t)*offset;
+    ssize_t r = sendfile(s, fd, &off, count);
+
+    if (r < 0) {
+        int err = fs_last_error();
+        /* Not a regular file or not a socket sendfile() can take. */
+        if (err == FS_EINVAL || err == -ENOSYS)
+            return FS_EOPNOTSUPP;
+        return err;
+    }
+    *offset = off;
+    return r;
+#else
+    (void)s; (void)fd; (void)offset; (void)count;
+    return FS_EOPNOTSUPP;
+#endif
+}
+
+#ifdef __linux__
+/* Up to this many datagrams go into one recvmmsg/sendmmsg call; the
+ * mmsghdr array lives on the stack. */
+#  define FS__MMSG_CHUNK 64
+
+int fs_recv_batch(fs_sock_t s, fs_dgram_t *d, size_t n, int flags)
+{
+    struct mmsghdr m[FS__MMSG_CHUNK];
+    size_t i;
+    int r;
+
+    if (n > FS__MMSG_CHUNK)
+        n = FS__MMSG_CHUNK;
+    memset(m, 0, n * sizeof(m[0]));
+    for (i = 0; i < n; i++) {
+        m[i].msg_hdr.msg_iov = (struct iovec *)d[i].bufs;
+        m[i].msg_hdr.msg_iovlen = d[i].nbufs;
+        m[i].msg_hdr.msg_name = d[i].addr;
+        m[i].msg_hdr.msg_namelen = d[i].addr ? d[i].addrlen : 0;
+    }
+    /* MSG_WAITFORONE: block for the first datagram only, then take what
+     * is queued; the batch never waits to fill. */
+    r = recvmmsg(s, m, (unsigned int)n, flags | MSG_WAITFORONE, NULL);
+    if (r < 0)
+        return fs_last_error();
+    for (i = 0; i < (size_t)r; i++) {
+        d[i].len = m[i].msg_len;
+        d[i].addrlen = m[i].msg_hdr.msg_namelen;
+        d[i].flags = (m[i].msg_hdr.msg_flags & MSG_TRUNC) ? FS_DGRAM_TRUNC
+                                                           : 0;
+    }
+    return r;
+}
+
+int fs_send_batch(fs_sock_t s, const fs_dgram_t *d, size_t n, int flags)
+{
+    struct mmsghdr m[FS__MMSG_CHUNK];
+    size_t i;
+    int r;
+
+    if (n > FS__MMSG_CHUNK)
+        n = FS__MMSG_CHUNK;
+    memset(m, 0, n * sizeof(m[0]));
+    for (i = 0; i < n; i++) {
+        m[i].msg_hdr.msg_iov = (struct iovec *)d[i].bufs;
+        m[i].msg_hdr.msg_iovlen = d[i].nbufs;
+        m[i].msg_hdr.msg_name = d[i].addr;
+        m[i].msg_hdr.msg_namelen = d[i].addr ? d[i].addrlen : 0;
+    }
+    r = sendmmsg(s, m, (unsigned int)n, flags | FS__SEND_FLAGS);
+    return r < 0 ? fs_last_error() : r;
+}
+#else
+/* No mmsg calls: a loop, the later datagrams taken only if queued. */
+int fs_recv_batch(fs_sock_t s, fs_dgram_t *d, size_t n, int flags)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        struct msghdr msg;
+        ssize_t r;
+
+        memset(&msg, 0, sizeof(msg));
+        msg.msg_iov = (struct iovec *)d[i].bufs;
+        msg.msg_iovlen = d[i].nbufs;
+        msg.msg_name = d[i].addr;
+        msg.msg_namelen = d[i].addr ? d[i].addrlen : 0;
+        r = recvmsg(s, &msg, i == 0 ? flags : flags | MSG_DONTWAIT);
+        if (r < 0) {
+            if (i == 0)
+                return fs_last_error();
+            break;
+        }
+        d[i].len = (size_t)r;
+        d[i].addrlen = msg.msg_namelen;
+        d[i].flags = (msg.msg_flags & MSG_TRUNC) ? FS_DGRAM_TRUNC : 0;
+    }
+    return (int)i;
+}
+
+int fs_send_batch(fs_sock_t s, const fs_dgram_t *d, size_t n, int flags)
+{
+    size_t i;
+
+    for (i = 0; i < n && i < INT_MAX; i++) {
+        ssize_t r = fs_sendmsg(s, d[i].bufs, d[i].nbufs, d[i].addr,
+                               d[i].addrlen, NULL, 0, flags);
+        if (r < 0) {
+            if (i == 0)
+                return (int)r;
+            break;
+        }
+    }
+    return (int)i;
+}
+#endif
+
+int fs_wait(fs_sock_t s, int events, int timeout_ms)
+{
+    struct pollfd p;
+    int r;
+
+    p.fd = s;
+    p.events = (short)events;
+    p.revents = 0;
+    r = poll(&p, 1, timeout_ms);
+    if (r < 0)
+        return fs_last_error();
+    if (r == 0)
+        return 0;
+    /* Errors and hang-ups count as ready: the next call reports them. */
+    r = p.revents & events;
+    if (p.revents & (POLLERR | POLLHUP | POLLNVAL))
+        r |= events;
+    return r;
+}
+
+int fs_addr_unix(fs_addr_t *a, const char *path, size_t len)
+{
+    struct sockaddr_un *un = (struct sockaddr_un *)&a->ss;
+
+    memset(a, 0, sizeof(*a));
+    if (len >= sizeof(un->sun_path) + (len > 0 && path[0] == '\0'))
+        return FS_EINVAL;
+    un->sun_family = AF_UNIX;
+    memcpy(un->sun_path, path, len);
+    /* An abstract name is exactly its bytes; a path gets its NUL. */
+    a->len = (fs_socklen_t)(offsetof(struct sockaddr_un, sun_path) + len
+                            + (len > 0 && path[0] != '\0'));
+    return 0;
+}
+
+int fs_addr_unix_path(const fs_addr_t *a, const char **path)
+{
+    const struct sockaddr_un *un = (const struct sockaddr_un *)&a->ss;
+    size_t off = offsetof(struct sockaddr_un, sun_path);
+    size_t len;
+
+    *path = un->sun_path;
+    if ((size_t)a->len <= off)
+        return 0;
+    len = (size_t)a->len - off;
+#ifdef __linux__
+    if (un->sun_path[0] == '\0')
+        return (int)len; /* abstract: every byte counts */
+#endif
+    /* A path ends at its first NUL, whatever length the kernel gave. */
+    return (int)strnlen(un->sun_path, len);
+}
+
+size_t fs_cmsg_space(size_t datalen)
+{
+    return CMSG_SPACE(datalen);
+}
+
+int fs_cmsg_put(void *control, size_t size, size_t *used, int level,
+                int type, const void *data, size_t len)
+{
+    struct cmsghdr *c = (struct cmsghdr *)((char *)control + *used);
+
+    if (*used > size || size - *used < CMSG_SPACE(len))
+        return FS_EINVAL;
+    memset(c, 0, CMSG_SPACE(len));
+    c->cmsg_level = level;
+    c->cmsg_type = type;
+    c->cmsg_len = CMSG_LEN(len);
+    memcpy(CMSG_DATA(c), data, len);
+    *used += CMSG_SPACE(len);
+    return 0;
+}
+
+int fs_cmsg_next(const void *control, size_t size, size_t *offset,
+                 int *level, int *type, const void **data, size_t *len)
+{
+    const struct cmsghdr *c;
+    size_t off = *offset, avail, clen, hdr = CMSG_LEN(0);
+
+    if (off >= size || size - off < hdr)
+        return 0;
+    c = (const struct cmsghdr *)((const char *)control + off);
+    clen = c->cmsg_len;
+    if (clen < hdr)
+        return 0;
+    avail = size - off;
+    *level = c->cmsg_level;
+    *type = c->cmsg_type;
+    *data = CMSG_DATA(c);
+    /* A message cut by MSG_CTRUNC claims more than the buffer holds. */
+    *len = (clen < avail ? clen : avail) - hdr;
+    *offset = off + CMSG_SPACE(clen - hdr);
+    return 1;
+}

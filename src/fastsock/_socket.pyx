@@ -1,0 +1,1166 @@
+# cython: language_level=3
+"""The low-level endpoint: a drop-in ``socket.socket`` on the C shim.
+
+Every operation tries the system call first and waits (poll/WSAPoll) only
+when the OS says it would block, against one deadline for the whole
+operation (all of ``sendall``).  The GIL is released around every call that
+can block; EINTR runs the signal handlers and retries (PEP 475).
+"""
+import os
+import socket as _stdlib
+import warnings
+
+from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release,
+                             PyBUF_SIMPLE, PyBUF_WRITABLE)
+from cpython.exc cimport PyErr_CheckSignals
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from libc.stdint cimport int64_t, uint32_t
+from libc.string cimport memcmp, memcpy, memset
+
+from fastsock._shim cimport *
+
+cdef extern from "Python.h":
+    ctypedef struct PyObject
+    # The raw forms, for a bytes object filled in place and then shrunk
+    # (_PyBytes_Resize needs the only reference, which an `object` is not).
+    PyObject *new_raw_bytes "PyBytes_FromStringAndSize"(const char *,
+                                                         Py_ssize_t)
+    char *raw_bytes_data "PyBytes_AS_STRING"(PyObject *)
+    int _PyBytes_Resize(PyObject **, Py_ssize_t)
+    void Py_DECREF(PyObject *)
+    object PyUnicode_DecodeFSDefaultAndSize(const char *s, Py_ssize_t size)
+
+if fs_init() < 0:
+    raise ImportError("fastsock: the socket library could not be initialised")
+
+cdef int AF_INET = _stdlib.AF_INET
+cdef int AF_INET6 = _stdlib.AF_INET6
+cdef int AF_UNIX = getattr(_stdlib, "AF_UNIX", -1)
+cdef int SOCK_STREAM = _stdlib.SOCK_STREAM
+cdef int SOCK_DGRAM = _stdlib.SOCK_DGRAM
+# Flags that socket() takes in `type` but that are not the type (Linux).
+cdef int SOCK_NONBLOCK = getattr(_stdlib, "SOCK_NONBLOCK", 0)
+cdef int SOCK_CLOEXEC = getattr(_stdlib, "SOCK_CLOEXEC", 0)
+cdef int IOV_MAX = fs_iov_max()
+
+# Pinned buffers of a gathered call live on the stack up to this count; a
+# longer sequence takes one heap block (uvloop does the same).
+cdef enum:
+    STACK_BUFS = 8
+    # fs_addr_ip_info() writes at most INET6_ADDRSTRLEN (46) bytes.
+    HOST_MAX = 64
+
+
+class _PortError(OverflowError, ValueError):
+    """A port outside 0-65535: the stdlib's OverflowError, and a ValueError."""
+
+
+# ---- errors -----------------------------------------------------------
+
+cdef int raise_oserror(int code) except -1:
+    cdef int err_no = 0, winerror = 0
+    cdef char msg[256]
+    fs_error_info(code, &err_no, &winerror, msg, sizeof(msg))
+    text = msg.decode("utf-8", "replace")
+    if winerror:
+        raise OSError(err_no, text, None, winerror)
+    raise OSError(err_no, text)
+
+
+cdef int raise_timeout() except -1:
+    raise TimeoutError("timed out")
+
+
+cdef int raise_closed() except -1:
+    raise_oserror(FS_EBADF)
+
+
+cdef int get_read_buffer(object obj, Py_buffer *view) except -1:
+    try:
+        PyObject_GetBuffer(obj, view, PyBUF_SIMPLE)
+    except (TypeError, BufferError):
+        raise TypeError(
+            f"a bytes-like object is required, not '{type(obj).__name__}'"
+            if not isinstance(obj, memoryview)
+            else "a C-contiguous buffer is required") from None
+    return 0
+
+
+cdef int get_write_buffer(object obj, Py_buffer *view) except -1:
+    try:
+        PyObject_GetBuffer(obj, view, PyBUF_WRITABLE)
+    except (TypeError, BufferError):
+        raise TypeError(
+            "a writable, C-contiguous bytes-like object is required, not "
+            f"'{type(obj).__name__}'") from None
+    return 0
+
+
+# Releases views[0..n-1] and the heap block if it is not the stack array.
+cdef void release_views(Py_buffer *views, Py_ssize_t n,
+                        Py_buffer *stack) noexcept:
+    cdef Py_ssize_t i
+    for i in range(n):
+        PyBuffer_Release(&views[i])
+    if views != stack:
+        PyMem_Free(views)
+
+
+cdef PyObject *alloc_bytes(Py_ssize_t size) except NULL:
+    cdef PyObject *raw = new_raw_bytes(NULL, size)
+    if raw == NULL:
+        raise MemoryError()
+    return raw
+
+
+# Shrinks a bytes object made by alloc_bytes() to n bytes and returns it.
+# Takes over the reference, also when it raises.
+cdef object finish_bytes(PyObject *raw, Py_ssize_t n):
+    if _PyBytes_Resize(&raw, n) < 0:
+        raise MemoryError()
+    obj = <object>raw
+    Py_DECREF(raw)
+    return obj
+
+
+cdef int64_t timeout_to_ns(double t):
+    return <int64_t>(t * 1e9) if t > 0 else <int64_t>t
+
+
+# ---- addresses ----------------------------------------------------------
+
+cdef unsigned port_value(object port) except? 0:
+    if not isinstance(port, int):
+        raise TypeError(f"port must be an int, not '{type(port).__name__}'")
+    if not 0 <= port <= 65535:
+        raise _PortError("port must be 0-65535.")
+    return port
+
+
+# Returns 0 for a numeric host, 1 for one that was resolved (a result that
+# may change, so sendto() does not cache it).
+cdef int parse_ip(int family, object address, fs_addr_t *out) except -1:
+    cdef uint32_t flowinfo = 0, scope_id = 0
+    cdef unsigned port
+    cdef int r
+    if not isinstance(address, tuple):
+        raise TypeError(
+            f"{'AF_INET6' if family == AF_INET6 else 'AF_INET'} address must "
+            f"be tuple, not {type(address).__name__}")
+    n = len(address)
+    if family == AF_INET and n != 2:
+        raise TypeError("AF_INET address must be a pair (host, port)")
+    if family == AF_INET6 and not 2 <= n <= 4:
+        raise TypeError(
+            "AF_INET6 address must be a tuple (host, port[, flowinfo[, "
+            "scopeid]])")
+    host, port_obj = address[0], address[1]
+    port = port_value(port_obj)
+    if n > 2:
+        if not 0 <= address[2] <= 0xFFFFF:
+            raise _PortError("flowinfo must be 0-1048575.")
+        flowinfo = address[2]
+    if n > 3:
+        scope_id = address[3]
+    if isinstance(host, str):
+        host = host.encode("idna")
+    elif isinstance(host, (bytearray, memoryview)):
+        host = bytes(host)
+    elif not isinstance(host, bytes):
+        raise TypeError(
+            f"str, bytes or bytearray expected, not {type(host).__name__}")
+    if b"\0" in host:
+        raise ValueError("host name must not contain null character")
+    cdef const char *c_host = host
+    r = fs_addr_ip(out, family, c_host, port, flowinfo, scope_id)
+    if r == 1:
+        # Not numeric: resolve it, as the stdlib does, without the GIL.
+        with nogil:
+            r = fs_resolve(out, family, c_host, port, flowinfo, scope_id)
+        if r != 0:
+            raise _stdlib.gaierror(r, fs_gai_strerror(r).decode())
+        return 1
+    if r < 0:
+        raise_oserror(r)
+    return 0
+
+
+cdef int parse_unix(object address, fs_addr_t *out) except -1:
+    if isinstance(address, str):
+        path = os.fsencode(address)
+    elif isinstance(address, (bytes, bytearray, memoryview)):
+        path = bytes(address)
+    elif isinstance(address, os.PathLike):
+        path = os.fsencode(address)
+    else:
+        raise TypeError(
+            "a bytes-like object, str or os.PathLike is required for an "
+            f"AF_UNIX address, not '{type(address).__name__}'")
+    if fs_addr_unix(out, path, len(path)) < 0:
+        raise OSError(22, "AF_UNIX path too long")
+    return 0
+
+
+cdef object make_ip_address(fs_addr_t *addr):
+    cdef char host[HOST_MAX]
+    cdef unsigned port = 0
+    cdef uint32_t flowinfo = 0, scope_id = 0
+    cdef int family = fs_addr_ip_info(addr, host, sizeof(host), &port,
+                                      &flowinfo, &scope_id)
+    if family == AF_INET:
+        return (host.decode("ascii"), port)
+    if family == AF_INET6:
+        return (host.decode("ascii"), port, flowinfo, scope_id)
+    return None
+
+
+cdef object make_unix_address(fs_addr_t *addr):
+    cdef const char *path
+    cdef int n = fs_addr_unix_path(addr, &path)
+    if n > 0 and path[0] == 0:
+        return path[:n]         # abstract names are bytes, as in the stdlib
+    return PyUnicode_DecodeFSDefaultAndSize(path, n)
+
+
+# ---- the socket ---------------------------------------------------------
+
+cdef class Socket:
+    """A drop-in ``socket.socket`` whose I/O runs in C.
+
+    ``Socket(family=-1, type=-1, proto=-1, fileno=None)``: -1 means
+    AF_INET, SOCK_STREAM and 0, or, with ``fileno``, what the OS says that
+    socket is.  The timeout starts at ``socket.getdefaulttimeout()``.
+    """
+
+    def __cinit__(self):
+        self.fd = FS_INVALID_SOCKET
+        self.timeout_ns = -1
+        self.timeout_s = -1.0
+
+    def __init__(self, int family=-1, int type=-1, int proto=-1,
+                 fileno=None):
+        cdef int r, f = 0, t = 0, p = 0
+        cdef fs_sock_t fd
+        if fileno is not None:
+            if not isinstance(fileno, int):
+                raise TypeError(
+                    f"fileno must be an int, not '{builtin_type(fileno).__name__}'")
+            if fileno < 0:
+                raise ValueError(f"negative file descriptor")
+            fd = fileno
+            r = fs_sock_info(fd, &f, &t, &p)
+            if r < 0:
+                raise_oserror(r)
+            family = f if family == -1 else family
+            type = t if type == -1 else type
+            proto = p if proto == -1 else proto
+        else:
+            family = AF_INET if family == -1 else family
+            type = SOCK_STREAM if type == -1 else type
+            proto = 0 if proto == -1 else proto
+            with nogil:
+                r = fs_socket(family, type, proto, &fd)
+            if r < 0:
+                raise_oserror(r)
+        self.fd = fd
+        self.family_ = family
+        self.type_ = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)
+        self.proto_ = proto
+        if type & SOCK_NONBLOCK:
+            self.set_timeout_value(0.0)
+        else:
+            self.set_timeout_value(_stdlib.getdefaulttimeout())
+
+    def __del__(self):
+        if self.fd != FS_INVALID_SOCKET:
+            warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self)
+            fs_close(self.fd)
+            self.fd = FS_INVALID_SOCKET
+
+    def __dealloc__(self):
+        if self.fd != FS_INVALID_SOCKET:
+            fs_close(self.fd)
+
+    def __repr__(self):
+        if self.fd == FS_INVALID_SOCKET:
+            return "<fastsock.Socket [closed]>"
+        return (f"<fastsock.Socket fd={self.fileno()}, family={self.family}, "
+                f"type={self.type}, proto={self.proto_}>")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __getstate__(self):
+        raise TypeError(f"cannot pickle {type(self).__name__!r} object")
+
+    # ---- helpers for this module and the ones that cimport it ---------
+
+    cdef int check_open(self) except -1:
+        if self.fd == FS_INVALID_SOCKET:
+            raise_closed()
+        return 0
+
+    cdef int retry(self, int err, int events, int64_t *deadline) except -1:
+        cdef int64_t now, left
+        cdef int ms, w
+        if err == FS_EINTR:
+            PyErr_CheckSignals()
+            return 0
+        if err != FS_EAGAIN or self.timeout_ns <= 0:
+            if self.fd == FS_INVALID_SOCKET:
+                raise_closed()
+            raise_oserror(err)
+        while True:
+            now = fs_monotonic_ns()
+            if deadline[0] == 0:
+                deadline[0] = now + self.timeout_ns
+            left = deadline[0] - now
+            if left <= 0:
+                raise_timeout()
+            # Round up: a wait that ends early would only wait again.
+            ms = <int>min((left + 999999) // 1000000, 0x7FFFFFFF)
+            with nogil:
+                w = fs_wait(self.fd, events, ms)
+            if w > 0:
+                return 0
+            if w == 0:
+                if fs_monotonic_ns() >= deadline[0]:
+                    raise_timeout()
+            elif w == FS_EINTR:
+                PyErr_CheckSignals()
+            else:
+                raise_oserror(w)
+
+    cdef int parse_address(self, object address, fs_addr_t *out) except -1:
+        if self.family_ == AF_INET or self.family_ == AF_INET6:
+            return parse_ip(self.family_, address, out)
+        if self.family_ == AF_UNIX:
+            parse_unix(address, out)
+            return 2
+        raise OSError(97, f"address family {self.family_} is not supported")
+
+    cdef object make_address(self, fs_addr_t *addr):
+        if addr.len == 0:
+            return None
+        family = fs_addr_sa(addr).sa_family
+        if family == AF_UNIX:
+            return make_unix_address(addr)
+        if family == AF_INET or family == AF_INET6:
+            return make_ip_address(addr)
+        return (family, b"")
+
+    cdef int set_timeout_value(self, object value) except -1:
+        cdef double t
+        cdef int r
+        if value is None:
+            t = -1.0
+        else:
+            try:
+                t = value
+            except TypeError:
+                raise TypeError("Timeout value must be int, float or None")
+            if not t >= 0:          # negative or NaN
+                raise ValueError("Timeout value out of range")
+        if self.fd != FS_INVALID_SOCKET:
+            r = fs_set_nonblocking(self.fd, t >= 0)
+            if r < 0:
+                raise_oserror(r)
+        self.timeout_s = t
+        self.timeout_ns = timeout_to_ns(t)
+        if t > 0 and self.timeout_ns == 0:
+            self.timeout_ns = 1     # a tiny timeout is not non-blocking
+        return 0
+
+    # ---- identity -----------------------------------------------------
+
+    @property
+    def family(self):
+        try:
+            return _stdlib.AddressFamily(self.family_)
+        except ValueError:
+            return self.family_
+
+    @property
+    def type(self):
+        try:
+            return _stdlib.SocketKind(self.type_)
+        except ValueError:
+            return self.type_
+
+    @property
+    def proto(self):
+        return self.proto_
+
+    @property
+    def timeout(self):
+        return None if self.timeout_s < 0 else self.timeout_s
+
+    def fileno(self):
+        """The OS handle, or -1 once closed."""
+        if self.fd == FS_INVALID_SOCKET:
+            return -1
+        return self.fd
+
+    def detach(self):
+        """Gives up the handle without closing it and returns it."""
+        if self.fd == FS_INVALID_SOCKET:
+            return -1
+        fd = self.fd
+        self.fd = FS_INVALID_SOCKET
+        return fd
+
+    def close(self):
+        """Closes the handle (once; later calls do nothing)."""
+        cdef fs_sock_t fd = self.fd
+        cdef int r
+        if self.io_refs > 0:
+            self.close_pending = True
+            return
+        if fd == FS_INVALID_SOCKET:
+            return
+        self.fd = FS_INVALID_SOCKET
+        with nogil:
+            r = fs_close(fd)
+        # ECONNRESET from close() means the peer went first: not an error
+        # of ours (the stdlib ignores it too).
+        if r < 0 and r != FS_ECONNRESET:
+            raise_oserror(r)
+
+    @classmethod
+    def from_socket(cls, sock):
+        """Takes over a stdlib socket's handle and timeout; ``sock`` is
+        detached."""
+        if not isinstance(sock, _stdlib.socket):
+            raise TypeError(
+                f"expected a socket.socket, not '{builtin_type(sock).__name__}'")
+        timeout = sock.gettimeout()
+        family, type_, proto = sock.family, sock.type, sock.proto
+        if sock.fileno() < 0:
+            raise_closed()
+        cdef Socket new = cls(family, type_, proto, fileno=sock.detach())
+        new.set_timeout_value(timeout)
+        return new
+
+    def to_socket(self):
+        """Hands the handle and timeout to a new ``socket.socket``; this
+        object is detached."""
+        self.check_open()
+        timeout = self.timeout
+        sock = _stdlib.socket(self.family_, self.type_, self.proto_,
+                              fileno=self.detach())
+        sock.settimeout(timeout)
+        return sock
+
+    def dup(self):
+        """A new Socket on a duplicate of the handle."""
+        self.check_open()
+        cdef Socket new = type(self)(self.family_, self.type_, self.proto_,
+                                     fileno=os.dup(self.fileno()))
+        new.set_timeout_value(self.timeout)
+        return new
+
+    def get_inheritable(self):
+        self.check_open()
+        return os.get_inheritable(self.fileno())
+
+    def set_inheritable(self, inheritable):
+        self.check_open()
+        os.set_inheritable(self.fileno(), inheritable)
+
+    # ---- modes --------------------------------------------------------
+
+    def settimeout(self, value):
+        """None: blocking; 0: non-blocking; > 0: seconds for each whole
+        operation, then TimeoutError."""
+        self.set_timeout_value(value)
+
+    def gettimeout(self):
+        return None if self.timeout_s < 0 else self.timeout_s
+
+    def setblocking(self, flag):
+        self.set_timeout_value(None if flag else 0.0)
+
+    def getblocking(self):
+        return self.timeout_ns != 0
+
+    # ---- connection set-up --------------------------------------------
+
+    def bind(self, address):
+        cdef fs_addr_t a
+        cdef int r
+        self.check_open()
+        self.parse_address(address, &a)
+        r = fs_bind(self.fd, fs_addr_sa(&a), a.len)
+        if r < 0:
+            raise_oserror(r)
+
+    def listen(self, backlog=None):
+        cdef int r, n
+        self.check_open()
+        n = min(128, _stdlib.SOMAXCONN) if backlog is None else max(backlog, 0)
+        r = fs_listen(self.fd, n)
+        if r < 0:
+            raise_oserror(r)
+
+    cdef int connect_impl(self, object address, bint raise_errors) except? -1:
+        cdef fs_addr_t a
+        cdef int r
+        cdef int64_t deadline = 0
+        self.check_open()
+        self.parse_address(address, &a)
+        with nogil:
+            r = fs_connect(self.fd, fs_addr_sa(&a), a.len)
+        if r == FS_EINTR:
+            # The connection goes on in the kernel: wait for its outcome
+            # rather than connect again (which would say EALREADY).
+            PyErr_CheckSignals()
+            r = FS_EINPROGRESS
+        if r == FS_EINPROGRESS and self.timeout_ns != 0:
+            while True:
+                if self.timeout_ns < 0:
+                    with nogil:
+                        r = fs_wait(self.fd, FS_POLLOUT, -1)
+                    if r == FS_EINTR:
+                        PyErr_CheckSignals()
+                        continue
+                    if r < 0:
+                        break
+                else:
+                    self.retry(FS_EAGAIN, FS_POLLOUT, &deadline)
+                r = fs_connect_result(self.fd)
+                break
+        if r < 0:
+            if raise_errors:
+                raise_oserror(r)
+            return -r           # the errno (the WSA code on Windows)
+        return 0
+
+    def connect(self, address):
+        """Connects; with a timeout the whole connect is bounded by it."""
+        self.connect_impl(address, True)
+
+    def connect_ex(self, address):
+        """As connect(), but returns the errno instead of raising it."""
+        return self.connect_impl(address, False)
+
+    def accept(self):
+        """Returns (Socket, address) for the next connection."""
+        cdef fs_addr_t a
+        cdef fs_sock_t fd
+        cdef int r
+        cdef int64_t deadline = 0
+        self.check_open()
+        while True:
+            a.len = sizeof(a) - sizeof(a.len)
+            with nogil:
+                r = fs_accept(self.fd, fs_addr_sa(&a), &a.len, &fd)
+            if r >= 0:
+                break
+            self.retry(r, FS_POLLIN, &deadline)
+        cdef Socket conn = Socket.__new__(type(self))
+        conn.fd = fd
+        conn.family_ = self.family_
+        conn.type_ = self.type_
+        conn.proto_ = self.proto_
+        # As the stdlib: the new socket takes the default timeout, blocking
+        # unless one is set (fs_accept returns it in blocking mode).
+        default = _stdlib.getdefaulttimeout()
+        if default is not None:
+            conn.set_timeout_value(default)
+        return conn, self.make_address(&a)
+
+    def shutdown(self, int how):
+        cdef int r
+        self.check_open()
+        if how < 0 or how > 2:
+            raise ValueError("how must be SHUT_RD, SHUT_WR or SHUT_RDWR")
+        r = fs_shutdown(self.fd, how)
+        if r < 0:
+            raise_oserror(r)
+
+    def getsockname(self):
+        cdef fs_addr_t a
+        cdef int r
+        self.check_open()
+        memset(&a, 0, sizeof(a))
+        a.len = sizeof(a) - sizeof(a.len)
+        r = fs_getsockname(self.fd, fs_addr_sa(&a), &a.len)
+        if r < 0:
+            raise_oserror(r)
+        if self.family_ == AF_UNIX:
+            return make_unix_address(&a)
+        return self.make_address(&a)
+
+    def getpeername(self):
+        cdef fs_addr_t a
+        cdef int r
+        self.check_open()
+        memset(&a, 0, sizeof(a))
+        a.len = sizeof(a) - sizeof(a.len)
+        r = fs_getpeername(self.fd, fs_addr_sa(&a), &a.len)
+        if r < 0:
+            raise_oserror(r)
+        if self.family_ == AF_UNIX:
+            return make_unix_address(&a)
+        return self.make_address(&a)
+
+    def setsockopt(self, int level, int optname, value, optlen=None):
+        """setsockopt(level, optname, int | buffer) or
+        setsockopt(level, optname, None, optlen)."""
+        cdef int r, ival
+        cdef Py_buffer view
+        self.check_open()
+        if value is None:
+            if optlen is None:
+                raise TypeError("setsockopt() with None needs optlen")
+            r = fs_setsockopt(self.fd, level, optname, NULL, <fs_socklen_t>optlen)
+        elif isinstance(value, int):
+            ival = value
+            r = fs_setsockopt(self.fd, level, optname, &ival, sizeof(ival))
+        else:
+            get_read_buffer(value, &view)
+            try:
+                r = fs_setsockopt(self.fd, level, optname, view.buf,
+                                  <fs_socklen_t>view.len)
+            finally:
+                PyBuffer_Release(&view)
+        if r < 0:
+            raise_oserror(r)
+
+    def getsockopt(self, int level, int optname, buflen=None):
+        """An int, or the option's bytes when buflen is given."""
+        cdef int r, ival = 0
+        cdef fs_socklen_t n
+        self.check_open()
+        if buflen is None:
+            n = sizeof(ival)
+            r = fs_getsockopt(self.fd, level, optname, &ival, &n)
+            if r < 0:
+                raise_oserror(r)
+            return ival
+        if not 0 < buflen <= 1024:
+            raise OSError(22, "getsockopt buflen out of range")
+        cdef PyObject *raw = alloc_bytes(buflen)
+        n = buflen
+        r = fs_getsockopt(self.fd, level, optname, raw_bytes_data(raw), &n)
+        if r < 0:
+            Py_DECREF(raw)
+            raise_oserror(r)
+        return finish_bytes(raw, n)
+
+    # ---- data: the hot path -------------------------------------------
+
+    cpdef Py_ssize_t send(self, object data, int flags=0) except -1:
+        """Sends some of data; returns how many bytes went."""
+        cdef Py_buffer view
+        cdef fs_ssize_t n
+        cdef int64_t deadline = 0
+        self.check_open()
+        get_read_buffer(data, &view)
+        try:
+            while True:
+                with nogil:
+                    n = fs_send(self.fd, view.buf, view.len, flags)
+                if n >= 0:
+                    return n
+                self.retry(<int>n, FS_POLLOUT, &deadline)
+        finally:
+            PyBuffer_Release(&view)
+
+    cpdef object sendall(self, object data, int flags=0):
+        """Sends all of data; a timeout bounds the whole call."""
+        cdef Py_buffer view
+        cdef fs_ssize_t n = 0
+        cdef Py_ssize_t sent = 0
+        cdef int64_t deadline = 0
+        cdef char *p
+        self.check_open()
+        get_read_buffer(data, &view)
+        p = <char *>view.buf
+        try:
+            while True:
+                # Partial sends continue without the GIL; it is taken back
+                # only to wait, to run signal handlers or to raise.
+                with nogil:
+                    while sent < view.len:
+                        n = fs_send(self.fd, p + sent, view.len - sent, flags)
+                        if n < 0:
+                            break
+                        sent += n
+                if sent >= view.len:
+                    return None
+                self.retry(<int>n, FS_POLLOUT, &deadline)
+        finally:
+            PyBuffer_Release(&view)
+
+    cpdef Py_ssize_t recv_into(self, object buffer, Py_ssize_t nbytes=0,
+                               int flags=0) except -1:
+        """Receives up to nbytes (0: len(buffer)) straight into buffer."""
+        cdef Py_buffer view
+        cdef fs_ssize_t n
+        cdef int64_t deadline = 0
+        self.check_open()
+        if nbytes < 0:
+            raise ValueError("negative buffersize in recv_into")
+        get_write_buffer(buffer, &view)
+        try:
+            if nbytes == 0:
+                nbytes = view.len
+            elif nbytes > view.len:
+                raise ValueError("buffer too small for requested bytes")
+            while True:
+                with nogil:
+                    n = fs_recv(self.fd, view.buf, nbytes, flags)
+                if n >= 0:
+                    return n
+                self.retry(<int>n, FS_POLLIN, &deadline)
+        finally:
+            PyBuffer_Release(&view)
+
+    def recv(self, Py_ssize_t bufsize, int flags=0):
+        """Up to bufsize bytes; b"" at EOF."""
+        cdef fs_ssize_t n
+        cdef int64_t deadline = 0
+        self.check_open()
+        if bufsize < 0:
+            raise ValueError("negative buffersize in recv")
+        cdef PyObject *raw = alloc_bytes(bufsize)
+        cdef char *p = raw_bytes_data(raw)
+        try:
+            while True:
+                with nogil:
+                    n = fs_recv(self.fd, p, bufsize, flags)
+                if n >= 0:
+                    break
+                self.retry(<int>n, FS_POLLIN, &deadline)
+        except BaseException:
+            Py_DECREF(raw)
+            raise
+        return finish_bytes(raw, n)
+
+    def sendto(self, data, flags_or_address, address=None):
+        """sendto(data[, flags], address)."""
+        cdef Py_buffer view
+        cdef fs_ssize_t n
+        cdef int flags = 0
+        cdef int64_t deadline = 0
+        if address is None:
+            address = flags_or_address
+        else:
+            flags = flags_or_address
+        self.check_open()
+        # A loop sending to one peer parses its address once (numeric
+        # hosts only: a name is resolved each time, as the stdlib does).
+        if address is not self.sendto_key and not (
+                type(address) is tuple and address == self.sendto_key):
+            self.sendto_key = None
+            if self.parse_address(address, &self.sendto_addr) == 0:
+                self.sendto_key = address
+        get_read_buffer(data, &view)
+        try:
+            while True:
+                with nogil:
+                    n = fs_sendto(self.fd, view.buf, view.len, flags,
+                                  fs_addr_sa(&self.sendto_addr),
+                                  self.sendto_addr.len)
+                if n >= 0:
+                    return n
+                self.retry(<int>n, FS_POLLOUT, &deadline)
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef object last_sender(self, fs_addr_t *a):
+        # Datagrams from the same peer as the last share one address object.
+        if (self.from_obj is not None and a.len == self.from_addr.len
+                and memcmp(fs_addr_sa(a), fs_addr_sa(&self.from_addr),
+                           a.len) == 0):
+            return self.from_obj
+        obj = self.make_address(a)
+        memcpy(&self.from_addr, a, sizeof(fs_addr_t))
+        self.from_obj = obj
+        return obj
+
+    def recvfrom_into(self, buffer, Py_ssize_t nbytes=0, int flags=0):
+        """(nbytes, address), the data written straight into buffer."""
+        cdef Py_buffer view
+        cdef fs_ssize_t n
+        cdef fs_addr_t a
+        cdef int64_t deadline = 0
+        self.check_open()
+        if nbytes < 0:
+            raise ValueError("negative buffersize in recvfrom_into")
+        get_write_buffer(buffer, &view)
+        try:
+            if nbytes == 0:
+                nbytes = view.len
+            elif nbytes > view.len:
+                raise ValueError("nbytes is greater than the length of the buffer")
+            while True:
+                a.len = sizeof(a) - sizeof(a.len)
+                with nogil:
+                    n = fs_recvfrom(self.fd, view.buf, nbytes, flags,
+                                    fs_addr_sa(&a), &a.len)
+                if n >= 0:
+                    break
+                self.retry(<int>n, FS_POLLIN, &deadline)
+        finally:
+            PyBuffer_Release(&view)
+        return n, self.last_sender(&a)
+
+    def recvfrom(self, Py_ssize_t bufsize, int flags=0):
+        """(bytes, address)."""
+        cdef fs_ssize_t n
+        cdef fs_addr_t a
+        cdef int64_t deadline = 0
+        self.check_open()
+        if bufsize < 0:
+            raise ValueError("negative buffersize in recvfrom")
+        cdef PyObject *raw = alloc_bytes(bufsize)
+        cdef char *p = raw_bytes_data(raw)
+        try:
+            while True:
+                a.len = sizeof(a) - sizeof(a.len)
+                with nogil:
+                    n = fs_recvfrom(self.fd, p, bufsize, flags,
+                                    fs_addr_sa(&a), &a.len)
+                if n >= 0:
+                    break
+                self.retry(<int>n, FS_POLLIN, &deadline)
+        except BaseException:
+            Py_DECREF(raw)
+            raise
+        return finish_bytes(raw, n), self.last_sender(&a)
+
+    # ---- gathered and scattered I/O -------------------------------------
+
+    def sendall_buffers(self, buffers):
+        """Sends every buffer of `buffers`, in as few system calls as the OS
+        allows (IOV_MAX buffers a call), resuming after partial writes."""
+        cdef Py_buffer stack_views[STACK_BUFS]
+        cdef fs_buf_t stack_bufs[STACK_BUFS]
+        cdef Py_buffer *views = stack_views
+        cdef fs_buf_t *bufs = stack_bufs
+        cdef fs_buf_t *cur
+        cdef Py_ssize_t count, pinned = 0, i
+        cdef size_t left, chunk
+        cdef fs_ssize_t n = 0
+        cdef int64_t deadline = 0
+        self.check_open()
+        seq = buffers if isinstance(buffers, (list, tuple)) else list(buffers)
+        count = len(seq)
+        if count > STACK_BUFS:
+            views = <Py_buffer *>PyMem_Malloc(
+                count * (sizeof(Py_buffer) + sizeof(fs_buf_t)))
+            if views == NULL:
+                raise MemoryError()
+            bufs = <fs_buf_t *>(views + count)
+        try:
+            for i in range(count):
+                get_read_buffer(seq[i], &views[i])
+                pinned += 1
+                bufs[i].base = <char *>views[i].buf
+                bufs[i].len = views[i].len
+            cur = bufs
+            left = count
+            while True:
+                with nogil:
+                    while left > 0:
+                        chunk = min(left, <size_t>IOV_MAX)
+                        n = fs_sendv(self.fd, cur, chunk, 0)
+                        if n < 0:
+                            break
+                        fs_bufs_advance(&cur, &left, n)
+                if left == 0:
+                    return None
+                self.retry(<int>n, FS_POLLOUT, &deadline)
+        finally:
+            release_views(views, pinned, stack_views)
+
+    def sendmsg(self, buffers, ancdata=(), int flags=0, address=None):
+        """One gathered send with optional ancillary data and destination;
+        returns the bytes sent (possibly fewer than all)."""
+        cdef Py_buffer stack_views[STACK_BUFS]
+        cdef fs_buf_t stack_bufs[STACK_BUFS]
+        cdef Py_buffer *views = stack_views
+        cdef fs_buf_t *bufs = stack_bufs
+        cdef Py_ssize_t count, pinned = 0, i
+        cdef fs_ssize_t n
+        cdef fs_addr_t a
+        cdef fs_addr_t *ap = NULL
+        cdef size_t control_size = 0, used = 0
+        cdef char *control = NULL
+        cdef Py_buffer cview
+        cdef int64_t deadline = 0
+        cdef int r
+        self.check_open()
+        seq = buffers if isinstance(buffers, (list, tuple)) else list(buffers)
+        count = len(seq)
+        if count > IOV_MAX:
+            raise OSError(90, "sendmsg() takes at most IOV_MAX buffers")
+        if address is not None:
+            self.parse_address(address, &a)
+            ap = &a
+        items = [(int(lvl), int(typ), data) for lvl, typ, data in ancdata]
+        if count > STACK_BUFS:
+            views = <Py_buffer *>PyMem_Malloc(
+                count * (sizeof(Py_buffer) + sizeof(fs_buf_t)))
+            if views == NULL:
+                raise MemoryError()
+            bufs = <fs_buf_t *>(views + count)
+        try:
+            for i in range(count):
+                get_read_buffer(seq[i], &views[i])
+                pinned += 1
+                bufs[i].base = <char *>views[i].buf
+                bufs[i].len = views[i].len
+            if items:
+                for lvl, typ, data in items:
+                    control_size += fs_cmsg_space(len(memoryview(data)))
+                if control_size == 0:
+                    raise_oserror(FS_EOPNOTSUPP)
+                control = <char *>PyMem_Malloc(control_size)
+                if control == NULL:
+                    raise MemoryError()
+                for lvl, typ, data in items:
+                    get_read_buffer(data, &cview)
+                    r = fs_cmsg_put(control, control_size, &used, lvl, typ,
+                                    cview.buf, cview.len)
+                    PyBuffer_Release(&cview)
+                    if r < 0:
+                        raise_oserror(r)
+            while True:
+                with nogil:
+                    n = fs_sendmsg(self.fd, bufs, count,
+                                   fs_addr_sa(ap) if ap else NULL,
+                                   ap.len if ap else 0, control, used, flags)
+                if n >= 0:
+                    return n
+                self.retry(<int>n, FS_POLLOUT, &deadline)
+        finally:
+            release_views(views, pinned, stack_views)
+            PyMem_Free(control)
+
+    cdef object recvmsg_impl(self, fs_buf_t *bufs, Py_ssize_t count,
+                             Py_ssize_t ancbufsize, int flags):
+        # Shared by recvmsg and recvmsg_into: returns (n, ancdata,
+        # msg_flags, address).
+        cdef fs_ssize_t n
+        cdef fs_addr_t a
+        cdef size_t controllen = 0, offset = 0, dlen
+        cdef int msg_flags = 0, lvl, typ
+        cdef const void *data
+        cdef char *control = NULL
+        cdef int64_t deadline = 0
+        if ancbufsize < 0:
+            raise ValueError("negative buffer size in recvmsg")
+        if ancbufsize > 0:
+            control = <char *>PyMem_Malloc(ancbufsize)
+            if control == NULL:
+                raise MemoryError()
+        try:
+            while True:
+                a.len = sizeof(a) - sizeof(a.len)
+                controllen = ancbufsize
+                with nogil:
+                    n = fs_recvmsg(self.fd, bufs, count, fs_addr_sa(&a), &a.len,
+                                   control, &controllen, &msg_flags, flags)
+                if n >= 0:
+                    break
+                self.retry(<int>n, FS_POLLIN, &deadline)
+            ancdata = []
+            while fs_cmsg_next(control, controllen, &offset, &lvl, &typ, &data,
+                               &dlen):
+                ancdata.append((lvl, typ, (<const char *>data)[:dlen]))
+        finally:
+            PyMem_Free(control)
+        return n, ancdata, msg_flags, self.make_address(&a)
+
+    def recvmsg_into(self, buffers, Py_ssize_t ancbufsize=0, int flags=0):
+        """Scattered receive: (nbytes, ancdata, msg_flags, address)."""
+        cdef Py_buffer stack_views[STACK_BUFS]
+        cdef fs_buf_t stack_bufs[STACK_BUFS]
+        cdef Py_buffer *views = stack_views
+        cdef fs_buf_t *bufs = stack_bufs
+        cdef Py_ssize_t count, pinned = 0, i
+        self.check_open()
+        seq = buffers if isinstance(buffers, (list, tuple)) else list(buffers)
+        count = len(seq)
+        if count > IOV_MAX:
+            raise OSError(90, "recvmsg_into() takes at most IOV_MAX buffers")
+        if count > STACK_BUFS:
+            views = <Py_buffer *>PyMem_Malloc(
+                count * (sizeof(Py_buffer) + sizeof(fs_buf_t)))
+            if views == NULL:
+                raise MemoryError()
+            bufs = <fs_buf_t *>(views + count)
+        try:
+            for i in range(count):
+                get_write_buffer(seq[i], &views[i])
+                pinned += 1
+                bufs[i].base = <char *>views[i].buf
+                bufs[i].len = views[i].len
+            return self.recvmsg_impl(bufs, count, ancbufsize, flags)
+        finally:
+            release_views(views, pinned, stack_views)
+
+    def recvmsg(self, Py_ssize_t bufsize, Py_ssize_t ancbufsize=0,
+                int flags=0):
+        """(data, ancdata, msg_flags, address)."""
+        cdef fs_buf_t buf
+        self.check_open()
+        if bufsize < 0:
+            raise ValueError("negative buffer size in recvmsg()")
+        cdef PyObject *raw = alloc_bytes(bufsize)
+        buf.base = raw_bytes_data(raw)
+        buf.len = bufsize
+        try:
+            n, ancdata, msg_flags, address = self.recvmsg_impl(
+                &buf, 1, ancbufsize, flags)
+        except BaseException:
+            Py_DECREF(raw)
+            raise
+        return finish_bytes(raw, n), ancdata, msg_flags, address
+
+    # ---- files --------------------------------------------------------
+
+    def sendfile(self, file, offset=0, count=None):
+        """Sends a regular file with the OS's zero-copy call (sendfile,
+        TransmitFile), falling back to send(); returns the bytes sent and
+        leaves the file's position after them."""
+        cdef int64_t pos, deadline = 0
+        cdef size_t want, chunk
+        cdef fs_ssize_t n = 0
+        cdef int fd
+        cdef Py_ssize_t total = 0
+        self.check_open()
+        if "b" not in getattr(file, "mode", "b"):
+            raise ValueError("file should be opened in binary mode")
+        if self.type_ != SOCK_STREAM:
+            raise ValueError("only SOCK_STREAM type sockets are supported")
+        if count is not None:
+            if not isinstance(count, int):
+                raise TypeError(f"count must be a positive integer (got {count!r})")
+            if count <= 0:
+                raise ValueError(f"count must be a positive integer (got {count!r})")
+        if not isinstance(offset, int):
+            raise TypeError("offset must be an int")
+        if offset < 0:
+            raise ValueError(f"offset must be >= 0 (got {offset!r})")
+        if self.timeout_ns == 0:
+            raise ValueError("non-blocking sockets are not supported")
+        try:
+            fd = file.fileno()
+        except (AttributeError, OSError, ValueError):
+            fd = -1
+        pos = offset
+        if fd >= 0:
+            try:
+                while count is None or total < count:
+                    want = 0x7FFF0000 if count is None else min(count - total, 0x7FFF0000)
+                    with nogil:
+                        n = fs_sendfile(self.fd, fd, &pos, want)
+                    if n == 0:
+                        break
+                    if n > 0:
+                        total += n
+                        continue
+                    if n == FS_EOPNOTSUPP and total == 0:
+                        fd = -1
+                        break
+                    self.retry(<int>n, FS_POLLOUT, &deadline)
+            finally:
+                if total > 0 and hasattr(file, "seek"):
+                    file.seek(offset + total)
+            if fd >= 0:
+                return total
+        return self._sendfile_copy(file, offset, count)
+
+    def _sendfile_copy(self, file, offset, count):
+        # Where the OS has no zero-copy call for this file: read and send.
+        total = 0
+        buf = bytearray(min(count or 65536, 65536))
+        view = memoryview(buf)
+        if offset:
+            file.seek(offset)
+        try:
+            while count is None or total < count:
+                want = len(buf) if count is None else min(len(buf), count - total)
+                got = file.readinto(view[:want])
+                if not got:
+                    break
+                self.sendall(view[:got])
+                total += got
+        finally:
+            if total > 0 and hasattr(file, "seek"):
+                file.seek(offset + total)
+        return total
+
+    # ---- stdlib compatibility -------------------------------------------
+
+    def makefile(self, mode="r", buffering=None, *, encoding=None,
+                 errors=None, newline=None):
+        """A file object over this socket, as ``socket.socket.makefile``;
+        the socket's handle stays open until it and the file are closed."""
+        return _stdlib.socket.makefile(self, mode, buffering,
+                                       encoding=encoding, errors=errors,
+                                       newline=newline)
+
+    def _decref_socketios(self):
+        if self.io_refs > 0:
+            self.io_refs -= 1
+        if self.close_pending and self.io_refs == 0:
+            self.close_pending = False
+            self.close()
+
+    @property
+    def _io_refs(self):
+        return self.io_refs
+
+    @_io_refs.setter
+    def _io_refs(self, value):
+        self.io_refs = value
+
+    @property
+    def _closed(self):
+        return self.fd == FS_INVALID_SOCKET
+
+    def recv_batch(self, batch, int flags=0):
+        """Receives up to len(batch) datagrams into a DatagramBatch (one
+        recvmmsg where the OS has it); returns how many arrived."""
+        from fastsock._batch import recv_batch
+        return recv_batch(self, batch, flags)
+
+    def send_batch(self, buffers, address=None):
+        """Sends each buffer as one datagram (one sendmmsg where the OS has
+        it); returns how many were sent."""
+        from fastsock._batch import send_batch
+        return send_batch(self, buffers, address)
+
+
+builtin_type = type
+
+
+def socketpair(int family=-1, int type=-1, int proto=0):
+    """A connected pair of Sockets (AF_UNIX where the OS has it, else
+    loopback TCP), as ``socket.socketpair``."""
+    cdef fs_sock_t fds[2]
+    cdef int r
+    if family == -1:
+        family = AF_UNIX if AF_UNIX != -1 else AF_INET
+    if type == -1:
+        type = SOCK_STREAM
+    r = fs_socketpair(family, type, proto, fds)
+    if r < 0:
+        raise_oserror(r)
+    cdef Socket a = Socket.__new__(Socket)
+    cdef Socket b = Socket.__new__(Socket)
+    for s, fd in ((a, fds[0]), (b, fds[1])):
+        (<Socket>s).fd = fd
+        (<Socket>s).family_ = family
+        (<Socket>s).type_ = type
+        (<Socket>s).proto_ = proto
+        (<Socket>s).set_timeout_value(_stdlib.getdefaulttimeout())
+    return a, b
