@@ -55,7 +55,8 @@ def pinned(request):
         reporter.write_line("")
         reporter.write_line(
             f"fastsock vs stdlib, medians of {ROUNDS} interleaved rounds "
-            f"(measured side on CPU {SELF_CPU}, peer on CPU {PEER_CPU}):")
+            f"(measured side on CPU {SELF_CPU}, peer on CPU {PEER_CPU}; "
+            f"G2: both on CPU {PEER_CPU}):")
         for line in RESULTS:
             reporter.write_line("  " + line)
 

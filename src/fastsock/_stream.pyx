@@ -69,6 +69,13 @@ cdef bint broken(BaseException exc):
         exc, (TimeoutError, BlockingIOError, InterruptedError))
 
 
+cdef inline fs_ssize_t recv_iov(fs_sock_t fd, fs_buf_t *iov, int count,
+                                int flags) noexcept nogil:
+    if count == 1:
+        return fs_recv(fd, iov[0].base, iov[0].len, flags)
+    return fs_recvv(fd, iov, count, flags)
+
+
 cdef inline Py_ssize_t frame_length(const char *p) noexcept:
     cdef const unsigned char *u = <const unsigned char *>p
     return ((<uint32_t>u[0] << 24) | (<uint32_t>u[1] << 16)
@@ -342,30 +349,52 @@ cdef class Stream:
 
     cdef Py_ssize_t receive(self, fs_buf_t *iov, int count,
                             int64_t *deadline) except -1:
-        cdef fs_ssize_t n
-        cdef Py_ssize_t got = 0
+        cdef fs_ssize_t n = 0, sent = -1
+        cdef Py_ssize_t got = 0, pending = self.wlen
         cdef fs_sock_t fd = self.sock.fd
-        cdef bint flushed = False
-        if self.wlen > 0 and self.try_lock_write():
-            try:
-                if self.flush_before_read(iov, count, deadline, &got):
-                    return got
-                flushed = True
-            finally:
-                self.unlock_write()
-        if flushed and self.sock.timeout_ns > 0:
-            # A request just went out, so its answer cannot be here yet:
-            # wait first rather than try a receive that would fail.
-            self.sock.retry(FS_EAGAIN, FS_POLLIN, deadline)
-        while True:
+        cdef bint blocking = self.sock.timeout_ns < 0
+        cdef bint tried = False
+        if pending > 0 and self.try_lock_write():
+            # Request/response: the pending bytes go out in one send, and a
+            # blocking socket waits for the answer in the same release of
+            # the GIL.  The write lock is let go before that wait, so a
+            # writer thread is never held up by a reader.
             with nogil:
-                if count == 1:
-                    n = fs_recv(fd, iov[0].base, iov[0].len, 0)
-                else:
-                    n = fs_recvv(fd, iov, count, 0)
-            if n >= 0:
-                return n
-            self.sock.retry(<int>n, FS_POLLIN, deadline)
+                sent = fs_send(fd, self.wbuf, pending,
+                               MSG_DONTWAIT if blocking else 0)
+                if sent == pending:
+                    # wbusy stays set: a writer running meanwhile takes the
+                    # slow path, and the lock orders its append after this.
+                    self.wlen = 0
+                    PyThread_release_lock(self.wlock)
+                    if blocking:
+                        n = recv_iov(fd, iov, count, 0)
+                        tried = True
+            if sent == pending:
+                if PyThread_acquire_lock(self.wlock, NOWAIT_LOCK):
+                    self.wbusy = False      # else its holder clears it
+                    PyThread_release_lock(self.wlock)
+            else:
+                try:
+                    if sent > 0:
+                        self.wlen -= sent
+                        memmove(self.wbuf, self.wbuf + sent, self.wlen)
+                    if self.flush_before_read(iov, count, deadline, &got):
+                        return got
+                finally:
+                    self.unlock_write()
+            if not blocking and self.sock.timeout_ns > 0:
+                # A request just went out, so its answer cannot be here
+                # yet: wait first rather than try a receive that would fail.
+                self.sock.retry(FS_EAGAIN, FS_POLLIN, deadline)
+        while True:
+            if tried:
+                if n >= 0:
+                    return n
+                self.sock.retry(<int>n, FS_POLLIN, deadline)
+            with nogil:
+                n = recv_iov(fd, iov, count, 0)
+            tried = True
 
     cdef int flush_before_read(self, fs_buf_t *iov, int count,
                                int64_t *deadline, Py_ssize_t *got) except -1:
@@ -393,10 +422,7 @@ cdef class Stream:
                 self.wlen = 0
                 return 0
             with nogil:
-                if count == 1:
-                    n = fs_recv(fd, iov[0].base, iov[0].len, flags)
-                else:
-                    n = fs_recvv(fd, iov, count, flags)
+                n = recv_iov(fd, iov, count, flags)
             if n >= 0:
                 got[0] = n
                 return 1

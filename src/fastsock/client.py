@@ -71,7 +71,8 @@ def connect(address: Address, *, timeout: Optional[float] = None,
     for family, sockaddr in candidates:
         sock = Socket(family, _stdlib.SOCK_STREAM)
         try:
-            sock.settimeout(timeout)
+            if timeout is not None or sock.gettimeout() is not None:
+                sock.settimeout(timeout)    # else one fcntl() saved
             if nodelay:
                 _set_nodelay(sock)
             if source_address is not None:
