@@ -352,28 +352,43 @@ cdef class Stream:
         cdef fs_ssize_t n = 0, sent = -1
         cdef Py_ssize_t got = 0, pending = self.wlen
         cdef fs_sock_t fd = self.sock.fd
-        cdef bint blocking = self.sock.timeout_ns < 0
+        cdef int64_t timeout = self.sock.timeout_ns, now
+        cdef int ms = 0, w = 0
         cdef bint tried = False
         if pending > 0 and self.try_lock_write():
-            # Request/response: the pending bytes go out in one send, and a
-            # blocking socket waits for the answer in the same release of
-            # the GIL.  The write lock is let go before that wait, so a
-            # writer thread is never held up by a reader.
+            if timeout > 0:
+                now = fs_monotonic_ns()
+                if deadline[0] == 0:
+                    deadline[0] = now + timeout
+                ms = <int>min(max(deadline[0] - now + 999999, 0) // 1000000,
+                              0x7FFFFFFF)
+            # Request/response: the pending bytes go out in one send and
+            # the answer is awaited in the same release of the GIL (with a
+            # timeout, by a wait first: it cannot be there yet, so a receive
+            # tried first would only fail).  The write lock is let go before
+            # the wait, so a writer thread is never held up by a reader.
             with nogil:
                 sent = fs_send(fd, self.wbuf, pending,
-                               MSG_DONTWAIT if blocking else 0)
+                               MSG_DONTWAIT if timeout < 0 else 0)
                 if sent == pending:
                     # wbusy stays set: a writer running meanwhile takes the
                     # slow path, and the lock orders its append after this.
                     self.wlen = 0
                     PyThread_release_lock(self.wlock)
-                    if blocking:
+                    if timeout < 0:
                         n = recv_iov(fd, iov, count, 0)
                         tried = True
+                    elif ms > 0:
+                        w = fs_wait(fd, FS_POLLIN, ms)
+                        if w > 0:
+                            n = recv_iov(fd, iov, count, 0)
+                            tried = True
             if sent == pending:
                 if PyThread_acquire_lock(self.wlock, NOWAIT_LOCK):
                     self.wbusy = False      # else its holder clears it
                     PyThread_release_lock(self.wlock)
+                if w == FS_EINTR:
+                    PyErr_CheckSignals()
             else:
                 try:
                     if sent > 0:
@@ -383,10 +398,6 @@ cdef class Stream:
                         return got
                 finally:
                     self.unlock_write()
-            if not blocking and self.sock.timeout_ns > 0:
-                # A request just went out, so its answer cannot be here
-                # yet: wait first rather than try a receive that would fail.
-                self.sock.retry(FS_EAGAIN, FS_POLLIN, deadline)
         while True:
             if tried:
                 if n >= 0:
