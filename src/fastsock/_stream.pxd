@@ -89,6 +89,10 @@ cdef class Stream:
                               int64_t *deadline) except -1
     # readinto()/readinto1(): fast path, then read_into() under the lock.
     cdef Py_ssize_t readinto_impl(self, object b, bint all) except -1
+    # A bytes object of `size` filled by read_into(), shrunk in place if
+    # EOF came first.
+    cdef object read_bytes(self, Py_ssize_t size, bint all, const char *head,
+                           Py_ssize_t headlen, int64_t *deadline)
     # Offset of sep in the buffer at or after rpos + start, or -1.
     cdef Py_ssize_t find(self, const char *sep, Py_ssize_t seplen,
                          Py_ssize_t start) noexcept

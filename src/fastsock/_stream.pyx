@@ -18,6 +18,8 @@ from cpython.buffer cimport PyBuffer_Release, PyObject_CheckBuffer
 from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_CheckExact,
                             PyBytes_FromStringAndSize, PyBytes_GET_SIZE)
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.pythread cimport (NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock,
                                PyThread_allocate_lock, PyThread_free_lock,
@@ -29,6 +31,9 @@ from fastsock._shim cimport *
 from fastsock._socket cimport (Socket, get_read_buffer, get_write_buffer,
                                raise_oserror)
 
+cdef extern from "Python.h":
+    int _PyBytes_Resize(PyObject **, Py_ssize_t)
+
 from fastsock.errors import (Error, FrameTooLargeError, IncompleteReadError,
                              LimitOverrunError)
 
@@ -39,6 +44,8 @@ cdef enum:
     # A frame header must fit the buffer with room to spare.
     MIN_BUFFER = 16
     HEADER = 4
+    # The largest single read1() result.
+    READ1_MAX = 1 << 20
 
 cdef int IOV_MAX = fs_iov_max()
 # Lets a blocking socket try a send or a receive without waiting (not on
@@ -565,6 +572,27 @@ cdef class Stream:
             start = p - base + 1
         return -1
 
+    cdef object read_bytes(self, Py_ssize_t size, bint all, const char *head,
+                           Py_ssize_t headlen, int64_t *deadline):
+        cdef PyObject *raw
+        cdef Py_ssize_t got
+        result = PyBytes_FromStringAndSize(NULL, size)
+        got = self.read_into(PyBytes_AS_STRING(result), size, all, head,
+                             headlen, deadline)
+        if got == size:
+            return result
+        # Short at EOF: shrink in place rather than copy into a new object.
+        # _PyBytes_Resize needs the only reference, so it moves from
+        # `result` to `raw` (which the resize frees if it fails).
+        raw = <PyObject *>result
+        Py_INCREF(result)
+        result = None
+        if _PyBytes_Resize(&raw, got) < 0:
+            raise MemoryError()
+        result = <object>raw
+        Py_XDECREF(raw)
+        return result
+
     cdef object take(self, Py_ssize_t n):
         cdef object b = PyBytes_FromStringAndSize(self.rbuf + self.rpos, n)
         self.rpos += n
@@ -608,10 +636,7 @@ cdef class Stream:
             if size <= self.rbase:
                 self.fill_to(size, &deadline)
                 return self.take(min(size, self.rend - self.rpos))
-            result = PyBytes_FromStringAndSize(NULL, size)
-            got = self.read_into(PyBytes_AS_STRING(result), size, True,
-                                 NULL, 0, &deadline)
-            return result if got == size else result[:got]
+            return self.read_bytes(size, True, NULL, 0, &deadline)
         finally:
             self.unlock_read()
 
@@ -626,10 +651,10 @@ cdef class Stream:
         self.lock_read()
         try:
             if size > self.rbase:
-                result = PyBytes_FromStringAndSize(NULL, size)
-                got = self.read_into(PyBytes_AS_STRING(result), size, False,
-                                     NULL, 0, &deadline)
-                return result if got == size else result[:got]
+                # One receive straight into the result, whose size is
+                # capped: read1(2**40) must not try to allocate 1 TiB.
+                return self.read_bytes(min(size, READ1_MAX), False, NULL, 0,
+                                       &deadline)
             self.fill(&deadline)
             have = self.rend - self.rpos
             return self.take(have if size < 0 else min(size, have))
@@ -683,11 +708,9 @@ cdef class Stream:
                     raise IncompleteReadError(self.take(self.rend - self.rpos),
                                               n)
                 return self.take(n)
-            result = PyBytes_FromStringAndSize(NULL, n)
-            got = self.read_into(PyBytes_AS_STRING(result), n, True, NULL, 0,
-                                 &deadline)
-            if got < n:
-                raise IncompleteReadError(result[:got], n)
+            result = self.read_bytes(n, True, NULL, 0, &deadline)
+            if PyBytes_GET_SIZE(result) < n:
+                raise IncompleteReadError(result, n)
             return result
         finally:
             self.unlock_read()
@@ -835,13 +858,11 @@ cdef class Stream:
             self.rpos += HEADER
             return self.take(size)
         # Larger than the buffer: straight into the result.
-        result = PyBytes_FromStringAndSize(NULL, size)
         memcpy(head, self.rbuf + self.rpos, HEADER)
         self.rpos += HEADER
-        got = self.read_into(PyBytes_AS_STRING(result), size, True, head,
-                             HEADER, &deadline)
-        if got < size:
-            raise IncompleteReadError(result[:got], size)
+        result = self.read_bytes(size, True, head, HEADER, &deadline)
+        if PyBytes_GET_SIZE(result) < size:
+            raise IncompleteReadError(result, size)
         return result
 
     cpdef object recv_frame(self):

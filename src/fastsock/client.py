@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import socket as _stdlib
 import stat
-from typing import Any, Iterator, List, Optional, Tuple, Union
+from typing import Any, Iterator, List, Optional, Tuple, Union, cast
 
 from fastsock._socket import Socket
 from fastsock._socket import socketpair as _socket_pair
@@ -48,7 +48,7 @@ def _resolve(host: Any, port: int, flags: int = 0) -> List[Tuple[int, Any]]:
         else:
             return [(family, (host.encode("ascii"), port))]
     infos = _stdlib.getaddrinfo(host, port, 0, _stdlib.SOCK_STREAM, 0, flags)
-    return [(family, (sockaddr[0].encode("ascii"),) + sockaddr[1:])
+    return [(family, (str(sockaddr[0]).encode("ascii"),) + tuple(sockaddr[1:]))
             for family, _, _, _, sockaddr in infos]
 
 
@@ -232,7 +232,7 @@ def listen(address: Address, *, backlog: int = 128, reuse_port: bool = False,
         listener = Listener(sock, buffer_size=buffer_size, max_frame=max_frame,
                             nodelay=nodelay)
         if family == getattr(_stdlib, "AF_UNIX", None):
-            path = os.fsencode(sockaddr)
+            path = os.fsencode(cast(Union[str, bytes, "os.PathLike[str]"], sockaddr))
             if path and not path.startswith(b"\0"):
                 st = os.stat(path)
                 listener._unix = (path, st.st_dev, st.st_ino)
