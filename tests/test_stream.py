@@ -912,6 +912,28 @@ def test_eof_inside_a_payload(pair, size, how):
     assert e.value.expected == size
 
 
+def test_frame_iterator_needs_a_stream(pair):
+    s, b = pair()
+    with pytest.raises(TypeError):
+        fastsock.FrameIterator()
+    with pytest.raises(TypeError):
+        fastsock.FrameIterator(None)
+    with pytest.raises(TypeError):
+        fastsock.FrameIterator.__new__(fastsock.FrameIterator)
+    b.sendall(frame(b"direct"))
+    assert next(fastsock.FrameIterator(s)) == b"direct"
+
+
+def test_uninitialised_stream_is_closed():
+    s = Stream.__new__(Stream)
+    assert s.closed
+    for call in (s.read, s.readline, s.recv_frame, lambda: s.write(b"x"),
+                 lambda: next(s)):
+        with pytest.raises(ValueError):
+            call()
+    s.close()
+
+
 def test_frames_ends_at_clean_eof(pair):
     s, b = pair()
     b.sendall(frame(b"1") + frame(b"22"))

@@ -931,9 +931,7 @@ cdef class Stream:
         """An iterator over the payloads of the coming frames; it ends at a
         clean EOF."""
         self.check_open()
-        cdef FrameIterator it = FrameIterator.__new__(FrameIterator)
-        it.stream = self
-        return it
+        return FrameIterator.__new__(FrameIterator, self)
 
     # ---- sending ------------------------------------------------------------
 
@@ -1204,6 +1202,10 @@ cdef class Stream:
 
 cdef class FrameIterator:
     """Yields the payload of each frame of a Stream until a clean EOF."""
+
+    def __cinit__(self, Stream stream not None):
+        # In __cinit__, so that no way of making one leaves `stream` None.
+        self.stream = stream
 
     def __iter__(self):
         return self
