@@ -519,8 +519,8 @@ cdef class Stream:
         return 0
 
     cdef Py_ssize_t read_into(self, char *dst, Py_ssize_t n, bint all,
-                              const char *head, Py_ssize_t headlen,
-                              int64_t *deadline) except -1:
+                              bint spill, const char *head,
+                              Py_ssize_t headlen, int64_t *deadline) except -1:
         cdef Py_ssize_t got = min(self.rend - self.rpos, n)
         cdef Py_ssize_t r
         cdef fs_buf_t iov[2]
@@ -531,14 +531,17 @@ cdef class Stream:
         try:
             while got < n:
                 if n - got >= self.rbase:
-                    # Straight into the destination; the read buffer takes
-                    # whatever follows in the same receive.
+                    # Straight into the destination.  With `spill`, the
+                    # read buffer takes what follows in the same receive
+                    # (a message: saves a receive for the next one); not
+                    # for readinto(), where it would mean a second copy of
+                    # bulk data.
                     self.make_room(0)
                     iov[0].base = dst + got
                     iov[0].len = n - got
                     iov[1].base = self.rbuf + self.rend
                     iov[1].len = self.rcap - self.rend
-                    r = self.receive(iov, 2, deadline)
+                    r = self.receive(iov, 2 if spill else 1, deadline)
                     if r > n - got:
                         self.rend += r - (n - got)
                         r = n - got
@@ -577,8 +580,8 @@ cdef class Stream:
         cdef PyObject *raw
         cdef Py_ssize_t got
         result = PyBytes_FromStringAndSize(NULL, size)
-        got = self.read_into(PyBytes_AS_STRING(result), size, all, head,
-                             headlen, deadline)
+        got = self.read_into(PyBytes_AS_STRING(result), size, all, True,
+                             head, headlen, deadline)
         if got == size:
             return result
         # Short at EOF: shrink in place rather than copy into a new object.
@@ -676,8 +679,8 @@ cdef class Stream:
                 return have
             self.lock_read()
             try:
-                return self.read_into(<char *>view.buf, view.len, all, NULL,
-                                      0, &deadline)
+                return self.read_into(<char *>view.buf, view.len, all,
+                                      False, NULL, 0, &deadline)
             finally:
                 self.unlock_read()
         finally:
@@ -916,7 +919,7 @@ cdef class Stream:
                         f"{view.len} bytes")
                 memcpy(head, self.rbuf + self.rpos, HEADER)
                 self.rpos += HEADER
-                got = self.read_into(<char *>view.buf, size, True, head,
+                got = self.read_into(<char *>view.buf, size, True, True, head,
                                      HEADER, &deadline)
                 if got < size:
                     raise IncompleteReadError(
