@@ -1255,6 +1255,41 @@ def test_property_blobs(data, buffer_size, cuts, delays, chunks, how):
     assert run_split(buffer_size, data, cuts, delays, receive) == data
 
 
+@PROPERTY
+@given(data=st.binary(max_size=5000), max_frame=st.integers(0, 6000),
+       buffer_size=buffer_sizes, cuts=cut_points)
+def test_property_garbage_never_crashes(data, max_frame, buffer_size, cuts):
+    # Untrusted headers: every outcome is a frame, a clean end or one of the
+    # documented errors, and a too-large header stops frame reads for good.
+    a, b = socket.socketpair()
+    a.settimeout(T)
+    b.settimeout(T)
+    s = Stream(a, buffer_size=buffer_size, max_frame=max_frame)
+    t = threading.Thread(target=send_split, args=(b, data, cuts, []))
+    t.start()
+    try:
+        total = 0
+        while True:
+            try:
+                payload = s.recv_frame()
+            except FrameTooLargeError:
+                with pytest.raises(Error):
+                    s.recv_frame()
+                break
+            except IncompleteReadError as e:
+                assert len(e.partial) < e.expected
+                break
+            except EOFError:
+                assert total == len(data)
+                break
+            assert len(payload) <= max_frame
+            total += 4 + len(payload)
+    finally:
+        t.join(T)
+        s.close()
+        b.close()
+
+
 # ---- memory ------------------------------------------------------------------
 
 LEAK_CHILD = r"""
