@@ -1316,6 +1316,7 @@ rss0 = rss()
 for _ in range(N - 1000):
     a.recv_frame()
 after = tracemalloc.get_traced_memory()[0]
+tracemalloc.stop()
 t.join()
 print(after - before, rss() - rss0)
 """
@@ -1329,4 +1330,6 @@ def test_no_memory_growth_over_100k_recv_frame():
     assert out.returncode == 0, out.stderr
     traced, rss = map(int, out.stdout.split())
     assert traced < 64 * 1024, f"{traced} bytes still traced"
-    assert rss < 4 * 2**20, f"RSS grew by {rss} bytes"
+    # AddressSanitizer keeps freed memory in quarantine: RSS says nothing there.
+    if "asan" not in os.environ.get("LD_PRELOAD", ""):
+        assert rss < 4 * 2**20, f"RSS grew by {rss} bytes"

@@ -76,6 +76,13 @@ cdef bint broken(BaseException exc):
         exc, (TimeoutError, BlockingIOError, InterruptedError))
 
 
+# memcpy() that also takes an empty, possibly NULL, source or destination
+# (an empty buffer's pointer may be NULL; memcpy declares both non-null).
+cdef inline void copy(void *dst, const void *src, size_t n) noexcept nogil:
+    if n:
+        memcpy(dst, src, n)
+
+
 cdef inline fs_ssize_t recv_iov(fs_sock_t fd, fs_buf_t *iov, int count,
                                 int flags) noexcept nogil:
     if count == 1:
@@ -513,8 +520,8 @@ cdef class Stream:
             return 0
         self.make_room(have + front)
         memmove(self.rbuf + self.rpos + front, self.rbuf + self.rpos, have)
-        memcpy(self.rbuf + self.rpos, head, headlen)
-        memcpy(self.rbuf + self.rpos + headlen, data, n)
+        copy(self.rbuf + self.rpos, head, headlen)
+        copy(self.rbuf + self.rpos + headlen, data, n)
         self.rend += front
         return 0
 
@@ -524,7 +531,7 @@ cdef class Stream:
         cdef Py_ssize_t got = min(self.rend - self.rpos, n)
         cdef Py_ssize_t r
         cdef fs_buf_t iov[2]
-        memcpy(dst, self.rbuf + self.rpos, got)
+        copy(dst, self.rbuf + self.rpos, got)
         self.rpos += got
         if got == n or (got > 0 and not all):
             return got
@@ -548,7 +555,7 @@ cdef class Stream:
                 else:
                     r = self.fill(deadline)
                     r = min(r, n - got)
-                    memcpy(dst + got, self.rbuf + self.rpos, r)
+                    copy(dst + got, self.rbuf + self.rpos, r)
                     self.rpos += r
                 if r == 0:
                     break
@@ -674,7 +681,7 @@ cdef class Stream:
             have = self.rend - self.rpos
             if have >= view.len or (have > 0 and not all):
                 have = min(have, view.len)
-                memcpy(view.buf, self.rbuf + self.rpos, have)
+                copy(view.buf, self.rbuf + self.rpos, have)
                 self.rpos += have
                 return have
             self.lock_read()
@@ -861,7 +868,7 @@ cdef class Stream:
             self.rpos += HEADER
             return self.take(size)
         # Larger than the buffer: straight into the result.
-        memcpy(head, self.rbuf + self.rpos, HEADER)
+        copy(head, self.rbuf + self.rpos, HEADER)
         self.rpos += HEADER
         result = self.read_bytes(size, True, head, HEADER, &deadline)
         if PyBytes_GET_SIZE(result) < size:
@@ -917,7 +924,7 @@ cdef class Stream:
                     raise ValueError(
                         f"frame of {size} bytes does not fit a buffer of "
                         f"{view.len} bytes")
-                memcpy(head, self.rbuf + self.rpos, HEADER)
+                copy(head, self.rbuf + self.rpos, HEADER)
                 self.rpos += HEADER
                 got = self.read_into(<char *>view.buf, size, True, True, head,
                                      HEADER, &deadline)
@@ -970,7 +977,7 @@ cdef class Stream:
         try:
             v[0].base = self.wbuf
             v[0].len = self.wlen
-            memcpy(v + 1, iov, count * sizeof(fs_buf_t))
+            copy(v + 1, iov, count * sizeof(fs_buf_t))
             cur = v if self.wlen > 0 else v + 1
             left = count + 1 if self.wlen > 0 else count
             try:
@@ -1005,7 +1012,7 @@ cdef class Stream:
                     self.wbuf = p
                     self.wcap = self.wlen + rest
                 for i in range(left):
-                    memcpy(self.wbuf + self.wlen, cur[i].base, cur[i].len)
+                    copy(self.wbuf + self.wlen, cur[i].base, cur[i].len)
                     self.wlen += cur[i].len
                 raise
             self.wlen = 0
@@ -1030,7 +1037,7 @@ cdef class Stream:
             self.raise_write_error()
             self.alloc_wbuf()
             if n <= self.wcap - self.wlen:
-                memcpy(self.wbuf + self.wlen, p, n)
+                copy(self.wbuf + self.wlen, p, n)
                 self.wlen += n
                 return 0
             iov.base = <char *>p
@@ -1072,13 +1079,13 @@ cdef class Stream:
         if PyBytes_CheckExact(b):
             n = PyBytes_GET_SIZE(b)
             if not self.wbusy and n <= self.wcap - self.wlen:
-                memcpy(self.wbuf + self.wlen, PyBytes_AS_STRING(b), n)
+                copy(self.wbuf + self.wlen, PyBytes_AS_STRING(b), n)
                 self.wlen += n
                 return n
         get_read_buffer(b, &view)
         try:
             if not self.wbusy and view.len <= self.wcap - self.wlen:
-                memcpy(self.wbuf + self.wlen, view.buf, view.len)
+                copy(self.wbuf + self.wlen, view.buf, view.len)
                 self.wlen += view.len
             else:
                 self.write_ptr(<const char *>view.buf, view.len)
@@ -1146,7 +1153,7 @@ cdef class Stream:
                     and n <= self.max_frame):
                 w = self.wbuf + self.wlen
                 put_header(w, n)
-                memcpy(w + HEADER, PyBytes_AS_STRING(payload), n)
+                copy(w + HEADER, PyBytes_AS_STRING(payload), n)
                 self.wlen += n + HEADER
                 return None
         if PyObject_CheckBuffer(payload):
@@ -1189,7 +1196,7 @@ cdef class Stream:
                 self.alloc_wbuf()
                 if total + HEADER <= self.wcap - self.wlen:
                     for i in range(count + 1):
-                        memcpy(self.wbuf + self.wlen, bufs[i].base, bufs[i].len)
+                        copy(self.wbuf + self.wlen, bufs[i].base, bufs[i].len)
                         self.wlen += bufs[i].len
                 else:
                     self.send_gathered(bufs, count + 1)
