@@ -278,8 +278,9 @@ cpdef int recv_batch(Socket sock, DatagramBatch batch, int flags=0) except -1:
                 r = fs_recv_batch(fd, batch.dgrams + got, chunk,
                                   flags | MSG_DONTWAIT)
             if r <= 0:
-                # Nothing more queued (or an error, which the next call
-                # reports): what arrived stands.
+                # Nothing more queued, or an error: what arrived stands.  A
+                # lasting error comes back on the next call; a one-time
+                # one (an ICMP report on a connected socket) is dropped.
                 break
             got += r
     finally:
