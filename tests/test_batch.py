@@ -57,6 +57,14 @@ def unix_pair():
     b.close()
 
 
+def late(delay, tx, count=1):
+    """A timer sending `count` datagrams after `delay`: it ends a blocking
+    receive that a bug would leave waiting, so the test fails, not hangs."""
+    timer = threading.Timer(delay, tx.send_batch, ([b"late"] * count,))
+    timer.start()
+    return timer
+
+
 def payloads(batch):
     return [bytes(view) for view, _ in batch]
 
@@ -214,8 +222,7 @@ def test_batch_larger_than_queue_does_not_wait(pair):
     rx.settimeout(None)
     tx.send_batch([b"1", b"2", b"3"])
     # Were the call to wait for the batch to fill, these would fill it.
-    filler = threading.Timer(2.0, tx.send_batch, ([b"late"] * 64,))
-    filler.start()
+    filler = late(2.0, tx, 64)
     try:
         batch = DatagramBatch(64, 16)
         assert rx.recv_batch(batch) == 3
@@ -241,7 +248,12 @@ def test_chunk_boundary_without_more_queued(pair):
     rx.settimeout(None)
     tx.send_batch([b"%d" % i for i in range(64)])
     batch = DatagramBatch(100, 8)
-    assert rx.recv_batch(batch) == 64      # must not block for a second chunk
+    timer = late(2.0, tx)
+    try:
+        # A full first chunk must not block waiting for a second one.
+        assert rx.recv_batch(batch) == 64
+    finally:
+        timer.cancel()
 
 
 def test_tiny_send_buffer(pair):
@@ -354,13 +366,14 @@ def test_signal_during_wait_retries(pair):
 
 
 def test_signal_handler_exception_propagates(pair):
-    _, rx = pair
+    tx, rx = pair
     rx.settimeout(None)
 
     def boom(*args):
         raise KeyboardInterrupt
 
     old = signal.signal(signal.SIGALRM, boom)
+    timer = late(3.0, tx)
     try:
         signal.setitimer(signal.ITIMER_REAL, 0.05)
         with pytest.raises(KeyboardInterrupt):
@@ -368,6 +381,7 @@ def test_signal_handler_exception_propagates(pair):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+        timer.cancel()
 
 
 # ---- memory safety of the views ------------------------------------------
