@@ -11,10 +11,9 @@ import socket as _stdlib
 
 from cpython.buffer cimport PyBuffer_Release, PyBUF_WRITABLE, PyBUF_FORMAT
 from cpython.buffer cimport PyBUF_ND, PyBUF_STRIDES, PyObject_CheckBuffer
-from cpython.exc cimport PyErr_CheckSignals
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cpython.memoryview cimport PyMemoryView_FromObject
-from cpython.ref cimport PyObject
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.sequence cimport (PySequence_Fast, PySequence_Fast_GET_ITEM,
                                PySequence_Fast_GET_SIZE)
 from libc.stdint cimport int64_t
@@ -72,7 +71,7 @@ cdef class DatagramBatch:
         if size < 1:
             raise ValueError(f"size must be at least 1, not {size}")
         head = sizeof(fs_addr_t) + sizeof(fs_dgram_t) + sizeof(fs_buf_t)
-        if count > (<Py_ssize_t>0x7FFFFFFFFFFFFFFF - 64) // (head + size):
+        if count > PY_SSIZE_T_MAX // (head + size):
             raise MemoryError(f"a batch of {count} x {size} bytes")
         # Zeroed: memoryview(batch) must not show stale heap contents.
         self.mem = PyMem_Calloc(count, head + size)
@@ -241,7 +240,7 @@ cpdef int recv_batch(Socket sock, DatagramBatch batch, int flags=0) except -1:
     TimeoutError if none came in time.  ``flags`` go to the OS; with
     MSG_PEEK one datagram is looked at and left queued.
     """
-    cdef int r, chunk
+    cdef int r = 0, chunk
     cdef Py_ssize_t got, want
     cdef int64_t deadline = 0
     cdef fs_sock_t fd
