@@ -1,9 +1,15 @@
 """fastsock._batch: DatagramBatch, Socket.recv_batch and Socket.send_batch."""
 import errno
 import gc
+import os
+import re
+import shutil
 import signal
 import socket
 import struct
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
@@ -67,6 +73,17 @@ def late(delay, tx, count=1):
 
 def payloads(batch):
     return [bytes(view) for view, _ in batch]
+
+
+def receive(sock, count, size):
+    """The payloads of `count` datagrams, however many receives it takes
+    (each bounded by the socket's timeout)."""
+    batch = DatagramBatch(min(count, 256), size)
+    got = []
+    while len(got) < count:
+        sock.recv_batch(batch)
+        got.extend(payloads(batch))
+    return got
 
 
 # ---- the batch object ---------------------------------------------------
@@ -264,12 +281,7 @@ def test_tiny_send_buffer(pair):
     rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
     data = [bytes([i]) * 1500 for i in range(200)]
     assert tx.send_batch(data) == 200
-    batch = DatagramBatch(256, 2048)
-    got = []
-    while len(got) < 200:
-        rx.recv_batch(batch)
-        got.extend(payloads(batch))
-    assert got == data
+    assert receive(rx, 200, 2048) == data
 
 
 def test_ipv6(pair6):
@@ -569,10 +581,7 @@ def test_blocking_send_waits_for_reader(unix_pair):
     got = []
 
     def reader():
-        batch = DatagramBatch(64, 8)
-        while len(got) < total:
-            b.recv_batch(batch)
-            got.extend(payloads(batch))
+        got.extend(receive(b, total, 8))
 
     thread = threading.Thread(target=reader)
     thread.start()
@@ -580,6 +589,83 @@ def test_blocking_send_waits_for_reader(unix_pair):
     assert a.send_batch(data) == total
     thread.join(WAIT)
     assert got == data
+
+
+# ---- segmentation offload (runs of one size in one send) ------------------
+
+SEGMENTED_SIZES = [5, 5, 5, 3, 7, 7, 0, 0, 9, 9, 9, 9, 2, 0, 4, 4, 1, 1, 1]
+
+
+@pytest.mark.parametrize("fixture", ["pair", "pair6"])
+def test_segmented_runs_keep_datagram_boundaries(request, fixture):
+    # Runs of one size (some ended by a shorter datagram), single ones and
+    # empty ones in between: every datagram arrives alone, in order.
+    tx, rx = request.getfixturevalue(fixture)
+    data = [bytes([65 + i]) * size for i, size in enumerate(SEGMENTED_SIZES)]
+    assert tx.send_batch(data) == len(data)
+    batch = DatagramBatch(64, 16)
+    assert rx.recv_batch(batch) == len(data)
+    assert payloads(batch) == data
+    assert {batch.address(i) for i in range(len(data))} == {tx.getsockname()}
+
+
+def test_segmented_runs_within_byte_limit(pair):
+    # 64 x 1500 bytes is more than one segmented send may carry (65000):
+    # the run is split; 40000-byte datagrams never pair up.
+    tx, rx = pair
+    rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
+    data = [struct.pack("!H", i) * 750 for i in range(64)]
+    data += [bytes([i]) * 40000 for i in range(3)]
+    assert tx.send_batch(data) == 67
+    assert receive(rx, 67, 40000) == data
+
+
+SO_NO_CHECK = 11    # Linux: UDP without checksums, which cannot be segmented
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux socket option")
+def test_segmentation_refused_falls_back(pair):
+    tx, rx = pair
+    tx.setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
+    data = [b"%04d" % i for i in range(100)]
+    assert tx.send_batch(data) == 100
+    assert receive(rx, 100, 8) == data
+
+
+SYSCALL_PROBE = textwrap.dedent("""
+    import socket, sys
+    import fastsock
+    from fastsock._socket import socketpair
+    if sys.argv[1] == "udp":
+        rx = fastsock.udp(("127.0.0.1", 0))
+        tx = fastsock.udp(connect=rx.getsockname())
+    else:
+        tx, rx = socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    assert tx.send_batch([b"s" * 64] * 64) == 64
+    assert rx.recv_batch(fastsock.DatagramBatch(64, 128)) == 64
+""")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux offload")
+@pytest.mark.parametrize("kind, disable, segmented", [
+    ("udp", "", True), ("udp", "1", False), ("unix", "", False)])
+def test_which_send_is_used(kind, disable, segmented):
+    # strace shows the system calls: one segmented sendmsg for a run on
+    # UDP; sendmmsg where it is switched off, and always on AF_UNIX (which
+    # would take the run as one datagram).
+    strace = shutil.which("strace")
+    assert strace, "strace is needed (apt-get install strace)"
+    env = dict(os.environ, FASTSOCK_DISABLE_GSO=disable,
+               PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run(
+        [strace, "-f", "-qq", "-e", "trace=sendmsg,sendmmsg", "-o",
+         "/dev/stderr", sys.executable, "-c", SYSCALL_PROBE, kind],
+        env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    calls = re.findall(r"\b(sendmsg|sendmmsg)\(", out.stderr)
+    assert calls == (["sendmsg"] if segmented else ["sendmmsg"])
+    assert ("UDP_SEGMENT" in out.stderr or "cmsg_type=0x67" in out.stderr
+            or "cmsg_type=103" in out.stderr) == segmented
 
 
 # ---- a long run ---------------------------------------------------------

@@ -7,6 +7,7 @@ sends a sequence of buffers with one ``fs_send_batch`` call per 64
 (sendmmsg).  Neither makes a Python object per datagram: the batch hands out
 memoryviews and addresses only when asked for them.
 """
+import os
 import socket as _stdlib
 
 from cpython.buffer cimport PyBuffer_Release, PyBUF_WRITABLE, PyBUF_FORMAT
@@ -28,13 +29,24 @@ cdef enum:
     # (FS__MMSG_CHUNK in fs_posix.c: their mmsghdr array is on the stack);
     # longer batches loop here, in C.
     CHUNK = 64
+    # A run of at least this many same-size datagrams goes out as one
+    # segmented send (fs_send_segments).
+    MIN_RUN = 2
 
 cdef int SOCK_STREAM = _stdlib.SOCK_STREAM
+cdef int SOCK_DGRAM = _stdlib.SOCK_DGRAM
+cdef int AF_INET = _stdlib.AF_INET
+cdef int AF_INET6 = _stdlib.AF_INET6
+cdef int IPPROTO_UDP = _stdlib.IPPROTO_UDP
 # The kernel would fill every slot with the same peeked datagram.
 cdef int MSG_PEEK = _stdlib.MSG_PEEK
 # Takes the rest of a long batch without waiting; 0 where the OS has no
 # such flag (then a blocking socket stops after the first 64).
 cdef int MSG_DONTWAIT = getattr(_stdlib, "MSG_DONTWAIT", 0)
+
+# FASTSOCK_DISABLE_GSO=1 sends every batch with sendmmsg: to compare, or
+# to rule segmentation offload out when chasing a problem.
+cdef bint SEGMENTS = not os.environ.get("FASTSOCK_DISABLE_GSO")
 
 cdef fs_addr_t _probe
 # Room for a sockaddr in an fs_addr_t: everything before its `len` field.
@@ -289,6 +301,34 @@ cpdef int recv_batch(Socket sock, DatagramBatch batch, int flags=0) except -1:
     return <int>got
 
 
+cdef Py_ssize_t segment_run(const fs_buf_t *b, Py_ssize_t n) noexcept nogil:
+    # How many datagrams from b[0] on one fs_send_segments can carry: the
+    # same size again and again, perhaps ended by one shorter (the kernel
+    # cuts the last segment short) but not empty (it would be lost).
+    cdef size_t seg = b[0].len, total = b[0].len, size
+    cdef Py_ssize_t k = 1
+    if seg == 0:
+        return 0
+    while k < n and k < FS_SEGMENTS_MAX:
+        size = b[k].len
+        if size > seg or size == 0 or total + size > FS_SEGMENTS_BYTES:
+            break
+        total += size
+        k += 1
+        if size < seg:
+            break
+    return k
+
+
+cdef Py_ssize_t plain_stretch(const fs_buf_t *b, Py_ssize_t n) noexcept nogil:
+    # How many datagrams from b[0] on go with sendmmsg: up to where the
+    # next run worth segmenting starts (at least one).
+    cdef Py_ssize_t q = 1
+    while q < n and segment_run(b + q, n - q) < MIN_RUN:
+        q += 1
+    return q
+
+
 cpdef Py_ssize_t send_batch(Socket sock, object buffers,
                             object address=None) except -1:
     """Sends each buffer of ``buffers`` as one datagram, to ``address`` or
@@ -299,6 +339,12 @@ cpdef Py_ssize_t send_batch(Socket sock, object buffers,
     its timeout (at once, if non-blocking) or the OS refused datagram n
     (sending ``buffers[n:]`` again then raises the error).  Raises when not
     even the first datagram could go, as ``send`` does.
+
+    On a UDP socket, a run of datagrams of one size (the last of it may be
+    shorter) goes out as one send that the kernel splits into datagrams
+    (segmentation offload, Linux 4.18+): several times cheaper than
+    sendmmsg, and the same datagrams on the wire.  The rest, and every
+    datagram where the OS cannot do that, go with sendmmsg.
     """
     cdef Py_buffer views[CHUNK]
     cdef fs_buf_t bufs[CHUNK]
@@ -306,13 +352,19 @@ cpdef Py_ssize_t send_batch(Socket sock, object buffers,
     cdef fs_addr_t a
     cdef sockaddr *sa = NULL
     cdef fs_socklen_t salen = 0
-    cdef Py_ssize_t count, sent = 0, pinned, n, i
-    cdef int r, done
+    cdef Py_ssize_t count, sent = 0, pinned, n, i, k, m
+    cdef int r = 0, done
     cdef int64_t deadline = 0
     cdef fs_sock_t fd
+    cdef bint segments
     if sock is None:
         raise TypeError("send_batch() needs a Socket")
     sock.check_open()
+    # Only UDP may be given segmented sends: another socket would take the
+    # payloads as one datagram.
+    segments = (SEGMENTS and sock.type_ == SOCK_DGRAM
+                and (sock.family_ == AF_INET or sock.family_ == AF_INET6)
+                and (sock.proto_ == 0 or sock.proto_ == IPPROTO_UDP))
     if PyObject_CheckBuffer(buffers):
         raise TypeError(
             "send_batch() takes a sequence of buffers, not one buffer")
@@ -345,7 +397,18 @@ cpdef Py_ssize_t send_batch(Socket sock, object buffers,
             while done < n:
                 fd = sock.fd
                 with nogil:
-                    r = fs_send_batch(fd, d + done, n - done, 0)
+                    k = segment_run(bufs + done, n - done) if segments else 0
+                    m = 0
+                    if k >= MIN_RUN:
+                        r = fs_send_segments(fd, bufs + done, k,
+                                             bufs[done].len, sa, salen, 0)
+                        if r == FS_EOPNOTSUPP:
+                            m = k       # not this run: sendmmsg takes it
+                    else:
+                        m = plain_stretch(bufs + done, n - done) if segments \
+                            else n - done
+                    if m > 0:
+                        r = fs_send_batch(fd, d + done, m, 0)
                 if r > 0:
                     done += r
                 elif sent + done == 0 or r == FS_EINTR:
