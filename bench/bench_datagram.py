@@ -1,20 +1,22 @@
 """W5/G6: 64-byte UDP datagrams on loopback.
 
 Throughput (G6): a sender process (on CPU 1) blasts COUNT datagrams at a
-receiver process (on CPU 0), three ways in the same run, interleaved
+receiver process (on CPU 0), several ways in the same run, interleaved
 A B C A B C: the stdlib at its best (connected ``send``, ``recv_into``),
 fastsock (``send_batch``/``recv_batch`` of 64) and a C program
 (``sendmmsg``/``recvmmsg`` of 64, bench/c/udp_mmsg.c, built here with the
-system compiler).  The rate is datagrams received per second, timed by the
-receiver from its first datagram to the sender's end marker; what the
-receive queue dropped is reported as loss.
+system compiler), plus fastsock without segmentation offload and the C
+program with it (see IMPLS), to show what the offload brings.  The rate is
+datagrams received per second, timed by the receiver from its first
+datagram to the sender's end marker; what the receive queue dropped is
+reported as loss.
 
 Receive cost: ns per datagram to take 64 queued datagrams, fastsock
 ``recv_batch`` (with and without reading every view and address) against
 the stdlib's ``recvfrom_into`` and ``recv_into`` loops.
 
     python -m pytest bench/bench_datagram.py -s      # both, with pytest-benchmark
-    python bench/bench_datagram.py --rounds 7 --count 100000   # G6 only
+    python bench/bench_datagram.py --rounds 5 --count 100000   # G6 only
 """
 import argparse
 import hashlib
@@ -37,7 +39,15 @@ PER_CALL = 64
 RCVBUF = 4 << 20
 HERE = os.path.dirname(os.path.abspath(__file__))
 C_SOURCE = os.path.join(HERE, "c", "udp_mmsg.c")
-IMPLS = ("stdlib", "fastsock", "c")
+# stdlib: connected send / recv_into; fastsock: send_batch / recv_batch of
+# 64, segmentation offload on; fastsock-mmsg: the same with
+# FASTSOCK_DISABLE_GSO=1 (sendmmsg only); c: sendmmsg / recvmmsg of 64;
+# c-gso: the C sender with UDP_SEGMENT, as send_batch does it.
+IMPLS = ("stdlib", "fastsock", "c", "fastsock-mmsg", "c-gso")
+# G6 is the first two; the others say how much of it is the offload.
+RATIOS = (("fastsock", "stdlib"), ("fastsock", "c"),
+          ("fastsock-mmsg", "stdlib"), ("fastsock-mmsg", "c"),
+          ("fastsock", "c-gso"))
 
 
 # ---- workers (each runs in its own process) ------------------------------
@@ -136,11 +146,20 @@ def build_c():
     return exe
 
 
-def command(impl, exe, *args):
-    if impl == "c":
-        return [exe, *map(str, args)]
-    return [sys.executable, os.path.abspath(__file__), "--worker", args[0],
-            impl, *map(str, args[1:])]
+def start(impl, role, args, exe, env, cpu, **popen):
+    """Starts one end: IMPL[-VARIANT] (see IMPLS) as `role` on `cpu`."""
+    base, _, variant = impl.partition("-")
+    args = [str(a) for a in args]
+    if base == "c":
+        gso = variant == "gso" and role == "send"
+        cmd = [exe, role, *args, *(["gso"] if gso else [])]
+    else:
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", role,
+               base, *args]
+    if variant == "mmsg":
+        env = dict(env, FASTSOCK_DISABLE_GSO="1")
+    return subprocess.Popen(cmd, text=True, env=env, preexec_fn=pinned(cpu),
+                            stdout=subprocess.PIPE, **popen)
 
 
 def pinned(cpu):
@@ -164,15 +183,12 @@ def run_pair(impl, count, exe, env):
     `impl` names both ends, or "sender>receiver"."""
     send_impl, _, recv_impl = impl.partition(">")
     recv_impl = recv_impl or send_impl
-    rx = subprocess.Popen(command(recv_impl, exe, "recv", count),
-                          stdout=subprocess.PIPE, text=True, env=env,
-                          preexec_fn=pinned(0))
+    rx = start(recv_impl, "recv", [count], exe, env, 0)
     tx = None
     try:
         port = int(rx.stdout.readline())
-        tx = subprocess.Popen(command(send_impl, exe, "send", port, count, SIZE),
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True, env=env, preexec_fn=pinned(1))
+        tx = start(send_impl, "send", [port, count, SIZE], exe, env, 1,
+                   stdin=subprocess.PIPE)
         sent, send_ns = map(int, tx.stdout.readline().split())
         got, recv_ns = map(int, rx.stdout.readline().split())
     finally:
@@ -189,12 +205,15 @@ def run_pair(impl, count, exe, env):
     return got * 1e9 / recv_ns, sent * 1e9 / send_ns, count - got
 
 
-def compare(rounds=7, count=100_000, impls=IMPLS, out=print):
-    uses_c = any("c" in impl.split(">") for impl in impls)
-    exe = build_c() if uses_c else None
-    if uses_c and exe is None:
+def uses_c(impl):
+    return any(end.partition("-")[0] == "c" for end in impl.split(">"))
+
+
+def compare(rounds=5, count=100_000, impls=IMPLS, out=print):
+    exe = build_c() if any(map(uses_c, impls)) else None
+    if exe is None and any(map(uses_c, impls)):
         out("no C compiler: the C reference is left out")
-        impls = tuple(i for i in impls if "c" not in i.split(">"))
+        impls = tuple(i for i in impls if not uses_c(i))
     env = worker_env()
     runs = {impl: [] for impl in impls}
     for _ in range(rounds):
@@ -214,10 +233,10 @@ def compare(rounds=7, count=100_000, impls=IMPLS, out=print):
             f"{statistics.median(r[2] for r in rows):>11,.0f} "
             f"({max(r[2] for r in rows)})")
     ratios = {}
-    for base in ("stdlib", "c"):
-        if base in result and "fastsock" in result:
-            ratios[f"fastsock/{base}"] = result["fastsock"] / result[base]
-            out(f"fastsock / {base}: {ratios[f'fastsock/{base}']:.2f}")
+    for num, den in RATIOS:
+        if num in result and den in result:
+            ratios[f"{num}/{den}"] = result[num] / result[den]
+            out(f"{num} / {den}: {ratios[f'{num}/{den}']:.2f}")
     return result, ratios, runs
 
 
@@ -297,7 +316,7 @@ def test_recv_cost_stdlib(benchmark, queued, method):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--impls", default=",".join(IMPLS),
                         help="comma-separated; SENDER>RECEIVER mixes two")

@@ -8,15 +8,17 @@
  *       binds 127.0.0.1:0, prints the port, receives until COUNT datagrams
  *       or an empty one (the sender's end marker) arrived, then prints
  *       "<received> <ns from the first datagram to the end>".
- *   udp_mmsg send PORT COUNT SIZE
+ *   udp_mmsg send PORT COUNT SIZE [gso]
  *       sends COUNT datagrams of SIZE bytes (a 64-bit sequence number
- *       first) to 127.0.0.1:PORT, 64 per sendmmsg, prints "<sent> <ns>",
+ *       first) to 127.0.0.1:PORT, 64 per sendmmsg (with "gso": 64 per
+ *       sendmsg that the kernel splits, UDP_SEGMENT), prints "<sent> <ns>",
  *       then sends an empty datagram every millisecond until its standard
  *       input closes (so the marker gets through even if one is dropped).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +27,10 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifndef UDP_SEGMENT
+#  define UDP_SEGMENT 103
+#endif
 
 enum { BATCH = 64, SLOT = 2048 };
 
@@ -82,7 +88,31 @@ static int do_recv(long count)
     return 0;
 }
 
-static int do_send(int port, long count, size_t size)
+/* n datagrams of `size` bytes in one sendmsg, split by the kernel. */
+static int send_segments(int s, struct iovec *iov, long n, size_t size)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr msg;
+    struct cmsghdr *c;
+    uint16_t seg = (uint16_t)size;
+
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = iov;
+    msg.msg_iovlen = (size_t)n;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof(control.buf);
+    c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = IPPROTO_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(seg));
+    memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+    return sendmsg(s, &msg, 0) < 0 ? -1 : (int)n;
+}
+
+static int do_send(int port, long count, size_t size, int gso)
 {
     static char data[BATCH][SLOT];
     struct mmsghdr m[BATCH];
@@ -115,9 +145,10 @@ static int do_send(int port, long count, size_t size)
             m[i].msg_hdr.msg_iov = &iov[i];
             m[i].msg_hdr.msg_iovlen = 1;
         }
-        r = sendmmsg(s, m, (unsigned)n, 0);
+        r = gso ? send_segments(s, iov, n, size)
+                : sendmmsg(s, m, (unsigned)n, 0);
         if (r < 0) {
-            perror("sendmmsg");
+            perror("send");
             return 1;
         }
         sent += r;
@@ -133,9 +164,10 @@ int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "recv") == 0)
         return do_recv(atol(argv[2]));
-    if (argc == 5 && strcmp(argv[1], "send") == 0)
-        return do_send(atoi(argv[2]), atol(argv[3]),
-                       (size_t)atol(argv[4]));
-    fprintf(stderr, "usage: udp_mmsg recv COUNT | send PORT COUNT SIZE\n");
+    if ((argc == 5 || argc == 6) && strcmp(argv[1], "send") == 0)
+        return do_send(atoi(argv[2]), atol(argv[3]), (size_t)atol(argv[4]),
+                       argc == 6 && strcmp(argv[5], "gso") == 0);
+    fprintf(stderr,
+            "usage: udp_mmsg recv COUNT | send PORT COUNT SIZE [gso]\n");
     return 2;
 }
