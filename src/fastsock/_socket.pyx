@@ -1136,7 +1136,8 @@ cdef class Socket:
 
     def send_batch(self, buffers, address=None):
         """Sends each buffer as one datagram (one sendmmsg where the OS has
-        it); returns how many were sent."""
+        it, one segmented send for a run of one size on UDP under Linux);
+        returns how many were sent, fewer only if the rest could not go."""
         if batch_send is None:
             load_batch()
         return batch_send(self, buffers, address)
