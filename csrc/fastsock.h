@@ -60,6 +60,7 @@ typedef long long fs_ssize_t;
 #  define FS_ENOBUFS       (-WSAENOBUFS)
 #  define FS_ETIMEDOUT     (-WSAETIMEDOUT)
 #  define FS_EPIPE         (-WSAESHUTDOWN)   /* send after shutdown */
+#  define FS_ECONNREFUSED  (-WSAECONNREFUSED)
 
 /* fs_wait() events, the WSAPoll bits. */
 #  define FS_POLLIN  POLLRDNORM
@@ -105,6 +106,7 @@ typedef ssize_t fs_ssize_t;
 #  define FS_ENOBUFS       (-ENOBUFS)
 #  define FS_ETIMEDOUT     (-ETIMEDOUT)
 #  define FS_EPIPE         (-EPIPE)
+#  define FS_ECONNREFUSED  (-ECONNREFUSED)
 
 #  define FS_POLLIN  POLLIN
 #  define FS_POLLOUT POLLOUT

@@ -177,8 +177,13 @@ int fs_sock_info(fs_sock_t s, int *family, int *type, int *proto)
     socklen_t len = sizeof(ss);
 
     memset(&ss, 0, sizeof(ss));
-    if (getsockname(s, (struct sockaddr *)&ss, &len) < 0)
+    if (getsockname(s, (struct sockaddr *)&ss, &len) < 0) {
+        /* fastsock.h promises FS_EBADF for a descriptor that is no
+         * socket (WinSock's WSAENOTSOCK is FS_EBADF too). */
+        if (errno == ENOTSOCK)
+            return FS_EBADF;
         return fs_last_error();
+    }
     *family = ss.ss_family;
     len = sizeof(*type);
     if (getsockopt(s, SOL_SOCKET, SO_TYPE, type, &len) < 0)
@@ -357,8 +362,9 @@ fs_ssize_t fs_sendfile(fs_sock_t s, int fd, int64_t *offset, size_t count)
 
     if (r < 0) {
         int err = fs_last_error();
-        /* Not a regular file or not a socket sendfile() can take. */
-        if (err == FS_EINVAL || err == -ENOSYS)
+        /* Not a regular file or not a socket sendfile() can take; a pipe
+         * or a socket as fd fails with ESPIPE (no offset to read at). */
+        if (err == FS_EINVAL || err == -ENOSYS || err == -ESPIPE)
             return FS_EOPNOTSUPP;
         return err;
     }

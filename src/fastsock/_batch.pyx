@@ -1,0 +1,1 @@
+"""Datagram batches (issue 5)."""

@@ -1,0 +1,1 @@
+"""The file-like stream (issue 3)."""
