@@ -12,6 +12,7 @@ import socket as _stdlib
 from operator import index as _index
 import warnings
 
+cimport cython
 from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release,
                              PyBUF_SIMPLE, PyBUF_WRITABLE)
 from cpython.exc cimport PyErr_CheckSignals
@@ -166,6 +167,15 @@ cdef list ancillary_items(object ancdata):
     return items
 
 
+# sendfile() leaves the file's position after what it sent, where the file
+# has one (a pipe has not: seeking it would raise).
+cdef bint can_seek(object file) except -1:
+    seekable = getattr(file, "seekable", None)
+    if seekable is not None:
+        return seekable()
+    return hasattr(file, "seek")
+
+
 # ---- addresses ----------------------------------------------------------
 
 cdef unsigned port_value(object port) except? 0:
@@ -283,6 +293,8 @@ cdef object make_unix_address(fs_addr_t *addr):
 
 # ---- the socket ---------------------------------------------------------
 
+# No pickling support generated: a socket cannot be pickled (__getstate__).
+@cython.auto_pickle(False)
 cdef class Socket:
     """A drop-in ``socket.socket`` whose I/O runs in C.
 
@@ -303,7 +315,7 @@ cdef class Socket:
         if fileno is not None:
             if not isinstance(fileno, int):
                 raise TypeError(
-                    f"fileno must be an int, not '{builtin_type(fileno).__name__}'")
+                    f"fileno must be an int, not '{_builtin_type(fileno).__name__}'")
             if fileno < 0:
                 raise ValueError(f"negative file descriptor")
             fd = fileno
@@ -345,7 +357,7 @@ cdef class Socket:
     def __repr__(self):
         # The stdlib's form, addresses included: code and people that read
         # socket reprs find the same fields.
-        cls = builtin_type(self)
+        cls = _builtin_type(self)
         module = "fastsock" if cls is Socket else cls.__module__
         closed = self.fd == FS_INVALID_SOCKET
         text = (f"<{module}.{cls.__qualname__}{' [closed]' if closed else ''}"
@@ -518,7 +530,7 @@ cdef class Socket:
         detached."""
         if not isinstance(sock, StdSocket):
             raise TypeError(
-                f"expected a socket.socket, not '{builtin_type(sock).__name__}'")
+                f"expected a socket.socket, not '{_builtin_type(sock).__name__}'")
         fd = sock.fileno()
         if fd < 0:
             raise_closed()
@@ -856,7 +868,7 @@ cdef class Socket:
             raise
         return finish_bytes(raw, n)
 
-    def sendto(self, data, flags_or_address, address=_NOARG):
+    def sendto(self, data, flags_or_address, address=_NOARG, /):
         """sendto(data[, flags], address)."""
         cdef Py_buffer view
         cdef fs_ssize_t n
@@ -1212,7 +1224,7 @@ cdef class Socket:
                 self.retry(<int>n, FS_POLLOUT, &deadline)
             return total
         finally:
-            if total > 0 and hasattr(file, "seek"):
+            if total > 0 and can_seek(file):
                 file.seek(offset + total)
 
     def _sendfile_use_send(self, file, offset=0, count=None):
@@ -1234,7 +1246,7 @@ cdef class Socket:
                 total += len(data)
             return total
         finally:
-            if total > 0 and hasattr(file, "seek"):
+            if total > 0 and can_seek(file):
                 file.seek(offset + total)
 
     # ---- stdlib compatibility -------------------------------------------
@@ -1278,7 +1290,7 @@ cdef class Socket:
         return send_batch(self, buffers, address)
 
 
-builtin_type = type
+_builtin_type = type
 
 
 def socketpair(int family=-1, int type=-1, int proto=0):
@@ -1295,10 +1307,16 @@ def socketpair(int family=-1, int type=-1, int proto=0):
         raise_oserror(r)
     cdef Socket a = Socket.__new__(Socket)
     cdef Socket b = Socket.__new__(Socket)
-    for s, fd in ((a, fds[0]), (b, fds[1])):
-        (<Socket>s).fd = fd
+    a.fd = fds[0]
+    b.fd = fds[1]
+    default = _stdlib.getdefaulttimeout()
+    for s in (a, b):
         (<Socket>s).family_ = family
-        (<Socket>s).type_ = type
+        # As Socket(): the flags are not the type, SOCK_NONBLOCK is mode.
+        (<Socket>s).type_ = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)
         (<Socket>s).proto_ = proto
-        (<Socket>s).set_timeout_value(_stdlib.getdefaulttimeout())
+        if type & SOCK_NONBLOCK:
+            (<Socket>s).set_timeout_value(0.0)
+        elif default is not None:
+            (<Socket>s).set_timeout_value(default)
     return a, b
