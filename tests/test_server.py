@@ -547,9 +547,11 @@ def test_reuse_port_lets_two_servers_share_a_port(serve):
     first = serve(("127.0.0.1", 0), echo, reuse_port=True)
     second = serve(first.address, echo, reuse_port=True)
     assert second.address == first.address
+    fds = open_fds()
     with pytest.raises(OSError) as info:
         Server(first.address, echo)
     assert info.value.errno == errno.EADDRINUSE
+    assert open_fds() == fds            # nothing left open by the failure
     assert round_trip(first.address, b"rp") == b"rp"
 
 

@@ -17,22 +17,20 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
-import os
 import selectors
 import socket as _stdlib
-import stat
 import threading
 from _queue import Empty, SimpleQueue
-from typing import Any, Callable, Iterable, Optional, Tuple, Union
+from typing import Any, Callable, Iterable, Optional, Union
 
 from fastsock._socket import Socket
 from fastsock._stream import Stream
+from fastsock.client import Address, _is_unix, _set_nodelay, listen
 
 __all__ = ["Server"]
 
 log = logging.getLogger("fastsock")
 
-Address = Union[Tuple[Any, ...], str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 Handler = Callable[[Stream, Any], object]
 Network = Union[str, ipaddress.IPv4Network, ipaddress.IPv6Network,
                 ipaddress.IPv4Address, ipaddress.IPv6Address,
@@ -91,6 +89,10 @@ class _Networks:
         return any(ip in net for net in self.v4)
 
 
+_ONE_NETWORK = (str, ipaddress.IPv4Network, ipaddress.IPv6Network,
+                ipaddress.IPv4Address, ipaddress.IPv6Address)
+
+
 def _network(item: Network) -> Union[ipaddress.IPv4Network, ipaddress.IPv6Network]:
     if isinstance(item, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
         return item
@@ -109,7 +111,7 @@ def _make_filter(allow: Allow, family: int) -> Optional[Callable[[Any], bool]]:
         return None
     if callable(allow):
         return allow
-    if isinstance(allow, (str, ipaddress._BaseNetwork, ipaddress._BaseAddress)):
+    if isinstance(allow, _ONE_NETWORK):
         allow = (allow,)
     if family not in (_stdlib.AF_INET, _stdlib.AF_INET6):
         raise ValueError("allow: a network list needs a TCP address")
@@ -118,55 +120,6 @@ def _make_filter(allow: Allow, family: int) -> Optional[Callable[[Any], bool]]:
     except TypeError:
         raise TypeError("allow must be None, networks or a callable") from None
     return _Networks(items)
-
-
-def _listen(address: Address, backlog: int, reuse_port: bool,
-            dualstack: bool) -> Socket:
-    """A bound, listening, non-blocking Socket for address."""
-    if isinstance(address, (str, bytes, os.PathLike)):
-        family = getattr(_stdlib, "AF_UNIX", None)
-        if family is None:
-            raise ValueError("AF_UNIX addresses are not supported here")
-        target: Any = os.fspath(address)
-    else:
-        if not isinstance(address, tuple) or len(address) < 2:
-            raise TypeError("address must be (host, port) or an AF_UNIX path")
-        host = address[0]
-        if not host:
-            # "" is every address: IPv4's, or both families when dual-stack.
-            family = _stdlib.AF_INET6 if dualstack else _stdlib.AF_INET
-            target = ("::" if dualstack else "0.0.0.0", address[1])
-        else:
-            infos = _stdlib.getaddrinfo(host, address[1], _stdlib.AF_UNSPEC,
-                                        _stdlib.SOCK_STREAM, 0,
-                                        _stdlib.AI_PASSIVE)
-            family, _, _, _, target = infos[0]
-            if len(address) > 2 and family == _stdlib.AF_INET6:
-                target = (target[0], target[1], *address[2:4])
-    sock = Socket(family, _stdlib.SOCK_STREAM)
-    try:
-        if family != getattr(_stdlib, "AF_UNIX", None):
-            if os.name == "posix":
-                # Restart without waiting out TIME_WAIT, as socketserver
-                # and asyncio do.  (On Windows this would let another
-                # process steal the port.)
-                sock.setsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_REUSEADDR, 1)
-            if family == _stdlib.AF_INET6:
-                sock.setsockopt(_stdlib.IPPROTO_IPV6, _stdlib.IPV6_V6ONLY,
-                                0 if dualstack else 1)
-        elif dualstack:
-            raise ValueError("dualstack needs a TCP address")
-        if reuse_port:
-            if not hasattr(_stdlib, "SO_REUSEPORT"):
-                raise ValueError("reuse_port is not supported on this platform")
-            sock.setsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_REUSEPORT, 1)
-        sock.bind(target)
-        sock.listen(backlog)
-        sock.settimeout(0)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
 
 
 class Server:
@@ -196,16 +149,26 @@ class Server:
             raise ValueError("max_connections must be at least 1")
         if buffer_size < 1:
             raise ValueError("buffer_size must be positive")
-        unix = isinstance(address, (str, bytes, os.PathLike))
         # Checked before binding, so a bad allow list leaves nothing open.
-        self._allow = _make_filter(
-            allow, getattr(_stdlib, "AF_UNIX", -1) if unix else _stdlib.AF_INET)
+        self._allow = _make_filter(allow, -1 if _is_unix(address) else _stdlib.AF_INET)
         self._handler = handler
         self._max = max_connections
         self._buffer_size = buffer_size
-        self._sock = _listen(address, backlog, reuse_port, dualstack)
-        self._address = self._sock.getsockname()
-        self._unix_path = self._bound_path(address) if unix else None
+        # The accept loop sleeps in select() on the listener and this pair;
+        # a byte on it wakes the loop for shutdown or when it paused.
+        self._wake_r, self._wake_w = _stdlib.socketpair()
+        try:
+            self._wake_r.setblocking(False)
+            self._wake_w.setblocking(False)
+            self._listener = listen(address, backlog=backlog,
+                                    reuse_port=reuse_port, dualstack=dualstack)
+        except BaseException:
+            self._wake_r.close()
+            self._wake_w.close()
+            raise
+        self._sock = self._listener.socket
+        self._sock.settimeout(0)      # the loop waits in select(), see below
+        self._address = self._listener.address
         self._cond = threading.Condition(threading.Lock())
         self._state = _NEW
         self._count = 0                  # connections open (handlers running)
@@ -218,11 +181,6 @@ class Server:
         self._loop_thread: Optional[int] = None
         self._loop_done = threading.Event()
         self._loop_done.set()
-        # The accept loop sleeps in select() on the listener and this pair;
-        # a byte on it wakes the loop for shutdown or when it paused.
-        self._wake_r, self._wake_w = _stdlib.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
 
     # ---- properties ----------------------------------------------------
 
@@ -423,6 +381,12 @@ class Server:
     def _serve(self, conn: Socket, addr: Any) -> None:
         stream = None
         try:
+            # Replies are small and latency matters (as Listener does).
+            # A peer gone already is the handler's to find out.
+            try:
+                _set_nodelay(conn)
+            except OSError:
+                pass
             stream = Stream(conn, buffer_size=self._buffer_size)
             with self._cond:
                 self._open[stream] = None
@@ -480,8 +444,7 @@ class Server:
         me = threading.current_thread()
         if was_serving and self._loop_thread != threading.get_ident():
             self._loop_done.wait()
-        self._sock.close()
-        self._remove_unix_path()
+        self._listener.close()        # and removes its AF_UNIX socket file
         mine = 1 if me in self._workers else 0
         with self._cond:
             for stream in self._open:
@@ -505,28 +468,6 @@ class Server:
     def server_close(self) -> None:
         """socketserver's name for closing: the same as shutdown()."""
         self.shutdown()
-
-    def _bound_path(self, address: Address) -> Optional[Tuple[bytes, int]]:
-        path = os.fsencode(address)     # type: ignore[arg-type]
-        if not path or path[:1] == b"\0":
-            return None                 # abstract namespace: nothing on disk
-        try:
-            return path, os.stat(path).st_ino
-        except OSError:
-            return None
-
-    def _remove_unix_path(self) -> None:
-        # Only the socket file this server made, not one bound since.
-        if self._unix_path is None:
-            return
-        path, ino = self._unix_path
-        self._unix_path = None
-        try:
-            st = os.stat(path)
-            if stat.S_ISSOCK(st.st_mode) and st.st_ino == ino:
-                os.unlink(path)
-        except OSError:
-            pass
 
 
 def _shutdown_quietly(stream: Stream, how: int) -> None:
