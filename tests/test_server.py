@@ -5,6 +5,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -16,6 +17,7 @@ import time
 import pytest
 
 import fastsock
+import fastsock.server
 from fastsock import Server
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -401,6 +403,93 @@ def test_shutdown_called_from_a_handler():
     wait_until(lambda: server.connections == 0)
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(server.address, timeout=LIMIT)
+
+
+class FailingAccept:
+    """Stands in for the listening socket: accept() fails as told, then
+    works.  Lets the loop's handling of each errno be tested exactly."""
+
+    def __init__(self, sock, failures):
+        self.sock = sock
+        self.failures = list(failures)
+        self.calls = 0
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def accept(self):
+        self.calls += 1
+        if self.failures:
+            raise OSError(self.failures.pop(0), os.strerror(errno.EIO))
+        return self.sock.accept()
+
+
+@pytest.mark.parametrize("failure", [errno.ECONNABORTED, errno.EMFILE,
+                                     errno.ENFILE, errno.ENOBUFS, errno.EPROTO])
+def test_accept_loop_survives_accept_errors_without_spinning(failure, caplog):
+    server = Server(("127.0.0.1", 0), echo)
+    fake = server._sock = FailingAccept(server._sock, [failure] * 5)
+    cpu = time.process_time()
+    server.start()
+    try:
+        assert round_trip(server.address, b"after") == b"after"
+        assert fake.calls >= 6 and not fake.failures
+    finally:
+        server.shutdown(timeout=LIMIT)
+    # Five pauses of 5, 10, 20, 40, 80 ms at most: no busy loop.
+    assert time.process_time() - cpu < 0.5
+    if failure != errno.ECONNABORTED and failure != errno.EPROTO:
+        assert "pausing" in caplog.text
+
+
+def test_accept_loop_stops_on_a_closed_listener_and_logs(caplog):
+    caplog.set_level(logging.ERROR, logger="fastsock")
+    server = Server(("127.0.0.1", 0), echo)
+    server._sock = FailingAccept(server._sock, [errno.EBADF])
+    server.start()
+    wait_until(lambda: server._loop_done.is_set())
+    assert "accept loop failed" in caplog.text
+    server.shutdown(timeout=LIMIT)
+
+
+def test_ctrl_c_interrupts_serve_forever_in_the_main_thread():
+    server = Server(("127.0.0.1", 0), echo)
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        server.serve_forever()
+    assert time.monotonic() - start < 2.0
+    server.shutdown(timeout=LIMIT)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(server.address, timeout=LIMIT)
+
+
+def test_shutdown_before_start_closes_everything():
+    fds = open_fds()
+    server = Server(("127.0.0.1", 0), echo)
+    server.shutdown()
+    assert open_fds() == fds
+    with pytest.raises(RuntimeError):
+        server.start()
+
+
+def test_idle_handler_threads_end_after_a_while(monkeypatch):
+    monkeypatch.setattr(fastsock.server, "_IDLE_SECONDS", 0.1)
+    threads = threading.active_count()
+    server = Server(("127.0.0.1", 0), echo).start()
+    try:
+        socks = [client(server.address) for _ in range(3)]
+        wait_until(lambda: server.connections == 3)
+        for sock in socks:
+            sock.close()
+        wait_until(lambda: server.connections == 0)
+        # Three handler threads and the accept loop, then the idle ones go.
+        wait_until(lambda: threading.active_count() == threads + 1)
+        assert round_trip(server.address, b"new") == b"new"
+    finally:
+        server.shutdown(timeout=LIMIT)
+    assert threading.active_count() == threads
 
 
 # ---- access control ---------------------------------------------------------------
