@@ -62,6 +62,13 @@ cdef Py_ssize_t size_arg(object n) except? -2:
     return -1 if n < 0 else n
 
 
+# A send failed for good (the connection is broken, not merely slow):
+# pending bytes are dropped rather than kept for a flush that cannot work.
+cdef bint broken(BaseException exc):
+    return isinstance(exc, OSError) and not isinstance(
+        exc, (TimeoutError, BlockingIOError, InterruptedError))
+
+
 cdef inline Py_ssize_t frame_length(const char *p) noexcept:
     cdef const unsigned char *u = <const unsigned char *>p
     return ((<uint32_t>u[0] << 24) | (<uint32_t>u[1] << 16)
@@ -918,7 +925,10 @@ cdef class Stream:
                     if left == 0:
                         break
                     self.sock.retry(<int>n, FS_POLLOUT, &deadline)
-            except BaseException:
+            except BaseException as exc:
+                if broken(exc):
+                    self.wlen = 0
+                    raise
                 # Keep the unsent rest in the write buffer, in order, so a
                 # timeout or a signal loses nothing: flush() sends it.
                 if cur == v:
@@ -982,8 +992,13 @@ cdef class Stream:
             if n >= 0:
                 self.wlen -= n
                 memmove(self.wbuf, self.wbuf + n, self.wlen)
-            else:
+                continue
+            try:
                 self.sock.retry(<int>n, FS_POLLOUT, &deadline)
+            except OSError as exc:
+                if broken(exc):
+                    self.wlen = 0
+                raise
         self.shrink_wbuf()
         return 0
 
