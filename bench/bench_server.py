@@ -157,6 +157,28 @@ def stop_server(proc):
         proc.wait()
 
 
+def idle_fraction(interval=0.3):
+    """Share of all CPUs idle over `interval` (from /proc/stat)."""
+    def sample():
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return values[3] + values[4], sum(values)      # idle + iowait, total
+    idle0, total0 = sample()
+    time.sleep(interval)
+    idle1, total1 = sample()
+    return (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_quiet(threshold=0.8, patience=15.0):
+    """On a shared machine, start a run only when others leave the CPUs
+    mostly idle (up to `patience` seconds); returns the idle share seen."""
+    deadline = time.monotonic() + patience
+    while True:
+        idle = idle_fraction()
+        if idle >= threshold or time.monotonic() > deadline:
+            return idle
+
+
 def cpu_seconds(pid):
     """utime + stime of a process and all its threads."""
     with open(f"/proc/{pid}/stat") as f:
@@ -206,10 +228,11 @@ def perf_usable():
 
 
 def measure(kinds=KINDS, rounds=5, seconds=2.0, conns=64, size=64,
-            server_cpu=0, client_cpu=1, log=print, counts=False):
+            server_cpu=0, client_cpu=1, log=print, counts=False, quiet=0.8):
     """Interleaved runs; returns {kind: [(rps, cpu_us_per_request,
     futex_per_request, switches_per_request), ...]} (the last two None
-    unless `counts`, which needs perf)."""
+    unless `counts`, which needs perf).  Each run waits for the machine
+    to be `quiet` (that share idle) for a while first; 0: no waiting."""
     results = {kind: [] for kind in kinds}
     with tempfile.TemporaryDirectory() as tmp:
         loadgen = build_loadgen(tmp)
@@ -218,6 +241,7 @@ def measure(kinds=KINDS, rounds=5, seconds=2.0, conns=64, size=64,
             for r in range(rounds):
                 for kind in kinds:
                     proc, port = servers[kind]
+                    idle = wait_quiet(quiet) if quiet else 1.0
                     perf = PerfCounts(proc.pid) if counts else None
                     before = cpu_seconds(proc.pid)
                     requests, elapsed = run_load(loadgen, port, conns, seconds,
@@ -233,7 +257,8 @@ def measure(kinds=KINDS, rounds=5, seconds=2.0, conns=64, size=64,
                         switches = got.get("context-switches", 0) / total
                     results[kind].append((requests / elapsed, used / total * 1e6,
                                           futex, switches))
-                    log(f"round {r + 1} {kind:10s} {requests / elapsed:9.0f} req/s")
+                    log(f"round {r + 1} {kind:10s} {requests / elapsed:9.0f} req/s"
+                        f"   (machine {idle:.0%} idle before)")
         finally:
             for proc, _ in servers.values():
                 stop_server(proc)
@@ -309,6 +334,9 @@ def main():
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--quiet", type=float, default=0.8,
+                        help="wait (15 s at most) for this share of idle CPU "
+                             "before each run (0: do not wait)")
     parser.add_argument("--futex", action="store_true",
                         help="also count futex calls per request under strace")
     args = parser.parse_args()
@@ -324,7 +352,7 @@ def main():
           f"{args.rounds} interleaved runs of {args.seconds} s each")
     report(measure(kinds, args.rounds, args.seconds, args.connections,
                    server_cpu=args.cpu, client_cpu=args.client_cpu,
-                   counts=perf_usable()))
+                   counts=perf_usable(), quiet=args.quiet))
     if args.futex:
         for kind in ("fastsock", "threading"):
             if kind in kinds:
