@@ -186,10 +186,11 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_load(loadgen, port, conns, seconds, cpu, size=64):
+def run_load(loadgen, port, conns, seconds, cpu, size=64, reconnect=False):
     out = subprocess.run(
         [loadgen, "-c", str(conns), "-d", str(seconds), "-w", "0.3",
-         "-s", str(size), "-C", str(cpu), "127.0.0.1", str(port)],
+         "-s", str(size), "-C", str(cpu), *(["-r"] if reconnect else []),
+         "127.0.0.1", str(port)],
         capture_output=True, text=True, timeout=seconds + 30)
     fields = dict(item.split("=") for item in out.stdout.split())
     if out.returncode != 0 or int(fields["errors"]):
@@ -228,11 +229,13 @@ def perf_usable():
 
 
 def measure(kinds=KINDS, rounds=5, seconds=2.0, conns=64, size=64,
-            server_cpu=0, client_cpu=1, log=print, counts=False, quiet=0.8):
+            server_cpu=0, client_cpu=1, log=print, counts=False, quiet=0.8,
+            reconnect=False):
     """Interleaved runs; returns {kind: [(rps, cpu_us_per_request,
     futex_per_request, switches_per_request), ...]} (the last two None
     unless `counts`, which needs perf).  Each run waits for the machine
-    to be `quiet` (that share idle) for a while first; 0: no waiting."""
+    to be `quiet` (that share idle) for a while first; 0: no waiting.
+    `reconnect`: a new connection for every request."""
     results = {kind: [] for kind in kinds}
     with tempfile.TemporaryDirectory() as tmp:
         loadgen = build_loadgen(tmp)
@@ -245,7 +248,7 @@ def measure(kinds=KINDS, rounds=5, seconds=2.0, conns=64, size=64,
                     perf = PerfCounts(proc.pid) if counts else None
                     before = cpu_seconds(proc.pid)
                     requests, elapsed = run_load(loadgen, port, conns, seconds,
-                                                 client_cpu, size)
+                                                 client_cpu, size, reconnect)
                     used = cpu_seconds(proc.pid) - before
                     # CPU time covers warm-up and drain too: scale by the
                     # requests of the whole run, estimated from the rate.
@@ -337,6 +340,9 @@ def main():
     parser.add_argument("--quiet", type=float, default=0.8,
                         help="wait (15 s at most) for this share of idle CPU "
                              "before each run (0: do not wait)")
+    parser.add_argument("--reconnect", action="store_true",
+                        help="also measure with a new connection per request "
+                             "(8 clients): the accept path and hand-off")
     parser.add_argument("--futex", action="store_true",
                         help="also count futex calls per request under strace")
     args = parser.parse_args()
@@ -353,6 +359,12 @@ def main():
     report(measure(kinds, args.rounds, args.seconds, args.connections,
                    server_cpu=args.cpu, client_cpu=args.client_cpu,
                    counts=perf_usable(), quiet=args.quiet))
+    if args.reconnect:
+        print("\nW6 with a new connection per request (connect, 64-byte "
+              "request/response, close), 8 clients:")
+        report(measure(kinds, args.rounds, args.seconds, 8,
+                       server_cpu=args.cpu, client_cpu=args.client_cpu,
+                       quiet=args.quiet, reconnect=True))
     if args.futex:
         for kind in ("fastsock", "threading"):
             if kind in kinds:

@@ -12,8 +12,11 @@
  * One thread in C, so the client stays cheaper per request than any
  * Python server it measures.  Exit status 0 only if there were no errors.
  *
- * usage: loadgen [-c conns] [-d seconds] [-w warmup] [-s size] [-C cpu]
+ * usage: loadgen [-c conns] [-d seconds] [-w warmup] [-s size] [-C cpu] [-r]
  *                (HOST PORT | -u UNIX_PATH)
+ *
+ * -r makes every request use a new connection (connect, request/response,
+ * close), to measure the accept path and the hand-off to handler threads.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -55,7 +58,7 @@ static double now_s(void)
 static void usage(void)
 {
     fprintf(stderr, "usage: loadgen [-c conns] [-d seconds] [-w warmup] "
-                    "[-s size] [-C cpu] (HOST PORT | -u UNIX_PATH)\n");
+                    "[-s size] [-C cpu] [-r] (HOST PORT | -u UNIX_PATH)\n");
     exit(2);
 }
 
@@ -153,16 +156,30 @@ static void drop_conn(int ep, conn_t *c)
     c->fd = -1;
 }
 
+/* -r: each request on a new connection (connect, exchange, close). */
+static int reopen(int ep, conn_t *c, uint32_t index, const char *host,
+                  const char *port, const char *upath)
+{
+    struct epoll_event ev;
+    drop_conn(ep, c);
+    c->fd = open_conn(host, port, upath);
+    if (c->fd < 0)
+        return -1;
+    ev.events = EPOLLIN;
+    ev.data.u32 = index;
+    return epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+}
+
 int main(int argc, char **argv)
 {
-    int nconns = 64, size = 64, cpu = -1, opt, ep, i;
+    int nconns = 64, size = 64, cpu = -1, reconnect = 0, opt, ep, i;
     double duration = 2.0, warmup = 0.5;
     const char *upath = NULL, *host = NULL, *port = NULL;
     unsigned long long requests = 0, counted = 0, errors = 0;
     conn_t *conns;
     struct epoll_event *events;
 
-    while ((opt = getopt(argc, argv, "c:d:w:s:C:u:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:d:w:s:C:u:r")) != -1) {
         switch (opt) {
         case 'c': nconns = atoi(optarg); break;
         case 'd': duration = atof(optarg); break;
@@ -170,6 +187,7 @@ int main(int argc, char **argv)
         case 's': size = atoi(optarg); break;
         case 'C': cpu = atoi(optarg); break;
         case 'u': upath = optarg; break;
+        case 'r': reconnect = 1; break;
         default: usage();
         }
     }
@@ -288,6 +306,11 @@ int main(int argc, char **argv)
                 }
                 c->seq++;
                 fill_request(c, (size_t)idx, (size_t)size);
+                if (reconnect && reopen(ep, c, (uint32_t)idx, host, port, upath) < 0) {
+                    errors++;
+                    outstanding--;
+                    break;
+                }
                 if (pump_send(ep, c, (uint32_t)idx, (size_t)size) < 0) {
                     errors++;
                     drop_conn(ep, c);
