@@ -321,6 +321,7 @@ class Server:
         if self._allow is not None and not self._admitted(addr):
             self._refused += 1
             conn.close()
+            log.debug("fastsock.Server %r: refused %r", self._address, addr)
             return False
         with self._cond:
             self._count += 1
