@@ -145,7 +145,15 @@ class Listener:
         return self._sock.gettimeout()
 
     def close(self) -> None:
-        """Stops listening (and removes the socket file it created)."""
+        """Stops listening (and removes the socket file it created).  On
+        Linux this also wakes an accept() blocked in another thread."""
+        if self._sock.fileno() >= 0:
+            try:
+                # close() alone leaves a blocked accept() asleep on Linux;
+                # shutdown() makes it return.
+                self._sock.shutdown(_stdlib.SHUT_RDWR)
+            except OSError:
+                pass
         self._sock.close()
         if self._unix is not None:
             path, dev, ino = self._unix
