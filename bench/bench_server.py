@@ -12,7 +12,8 @@ processes pinned to one CPU, the load generator to the other.  In one run:
 
 Runs are interleaved (A B C D A B C D ...), each a bounded time; medians,
 min-max and ratios against ThreadingTCPServer are reported, with the server
-CPU time per request (a server at ~100% of its CPU is the limit) and, where
+CPU time per request, user and system (a server at ~100% of its CPU is the
+limit; system time is the kernel's TCP and scheduling work) and, where
 `perf` works, its futex calls and context switches per request counted
 from kernel tracepoints (which, unlike strace, do not slow it down).
 
@@ -180,10 +181,11 @@ def wait_quiet(threshold=0.8, patience=15.0):
 
 
 def cpu_seconds(pid):
-    """utime + stime of a process and all its threads."""
+    """(user, system) CPU seconds of a process and all its threads."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def run_load(loadgen, port, conns, seconds, cpu, size=64, reconnect=False):
@@ -231,9 +233,9 @@ def perf_usable():
 def measure(kinds=KINDS, rounds=5, seconds=2.0, conns=64, size=64,
             server_cpu=0, client_cpu=1, log=print, counts=False, quiet=0.8,
             reconnect=False):
-    """Interleaved runs; returns {kind: [(rps, cpu_us_per_request,
-    futex_per_request, switches_per_request), ...]} (the last two None
-    unless `counts`, which needs perf).  Each run waits for the machine
+    """Interleaved runs; returns {kind: [(rps, user_us_per_request,
+    system_us_per_request, futex_per_request, switches_per_request), ...]}
+    (the last two None unless `counts`, which needs perf).  Each run waits for the machine
     to be `quiet` (that share idle) for a while first; 0: no waiting.
     `reconnect`: a new connection for every request."""
     results = {kind: [] for kind in kinds}
@@ -246,10 +248,10 @@ def measure(kinds=KINDS, rounds=5, seconds=2.0, conns=64, size=64,
                     proc, port = servers[kind]
                     idle = wait_quiet(quiet) if quiet else 1.0
                     perf = PerfCounts(proc.pid) if counts else None
-                    before = cpu_seconds(proc.pid)
+                    user0, sys0 = cpu_seconds(proc.pid)
                     requests, elapsed = run_load(loadgen, port, conns, seconds,
                                                  client_cpu, size, reconnect)
-                    used = cpu_seconds(proc.pid) - before
+                    user1, sys1 = cpu_seconds(proc.pid)
                     # CPU time covers warm-up and drain too: scale by the
                     # requests of the whole run, estimated from the rate.
                     total = requests * (elapsed + 0.3) / elapsed
@@ -258,7 +260,9 @@ def measure(kinds=KINDS, rounds=5, seconds=2.0, conns=64, size=64,
                         got = perf.stop()
                         futex = got.get("sys_enter_futex", 0) / total
                         switches = got.get("context-switches", 0) / total
-                    results[kind].append((requests / elapsed, used / total * 1e6,
+                    results[kind].append((requests / elapsed,
+                                          (user1 - user0) / total * 1e6,
+                                          (sys1 - sys0) / total * 1e6,
                                           futex, switches))
                     log(f"round {r + 1} {kind:10s} {requests / elapsed:9.0f} req/s"
                         f"   (machine {idle:.0%} idle before)")
@@ -300,15 +304,16 @@ def report(results, log=print):
     medians = {k: statistics.median(run[0] for run in v) for k, v in results.items()}
     base = medians.get(BASELINE)
     log(f"{'server':10s} {'median req/s':>12s} {'min':>8s} {'max':>8s} "
-        f"{'vs threading':>12s} {'CPU us/req':>10s} {'futex/req':>9s} "
-        f"{'switches/req':>12s}")
+        f"{'vs threading':>12s} {'user us/req':>11s} {'sys us/req':>10s} "
+        f"{'futex/req':>9s} {'switches/req':>12s}")
     for kind, runs in results.items():
         rps = [run[0] for run in runs]
         column = [statistics.median(run[i] for run in runs)
-                  if runs[0][i] is not None else float("nan") for i in (1, 2, 3)]
+                  if runs[0][i] is not None else float("nan") for i in (1, 2, 3, 4)]
         ratio = medians[kind] / base if base else float("nan")
         log(f"{kind:10s} {medians[kind]:12.0f} {min(rps):8.0f} {max(rps):8.0f} "
-            f"{ratio:11.2f}x {column[0]:10.1f} {column[1]:9.2f} {column[2]:12.2f}")
+            f"{ratio:11.2f}x {column[0]:11.1f} {column[1]:10.1f} "
+            f"{column[2]:9.2f} {column[3]:12.2f}")
     return medians
 
 
