@@ -4,6 +4,7 @@ from fastsock._stream import FrameIterator, Stream
 from fastsock.client import Listener, connect, listen, socketpair
 from fastsock.datagram import DatagramBatch, udp
 from fastsock.errors import Error, FrameTooLargeError, IncompleteReadError, LimitOverrunError
+from fastsock.server import Server
 
 __version__ = "0.1.0"
 
@@ -15,6 +16,7 @@ __all__ = [
     "connect",
     "listen",
     "socketpair",
+    "Server",
     "DatagramBatch",
     "udp",
     "Error",
