@@ -1102,37 +1102,75 @@ def test_full_duplex_bulk_does_not_deadlock():
     assert not any(t.is_alive() for t in ts)
 
 
+def signal_main_thread_later(delay):
+    """Sends SIGALRM to the main thread after `delay` seconds.  A timer
+    signal would go to any thread of the process, and only one delivered to
+    the thread blocked in the call interrupts it."""
+    main = threading.main_thread().ident
+    t = threading.Timer(delay, signal.pthread_kill, (main, signal.SIGALRM))
+    t.start()
+    return t
+
+
+needs_pthread_kill = pytest.mark.skipif(
+    not hasattr(signal, "pthread_kill") or
+    threading.current_thread() is not threading.main_thread(),
+    reason="needs signal.pthread_kill and the main thread")
+
+
+@needs_pthread_kill
 def test_signal_during_a_blocking_read_runs_the_handler(pair):
-    if not hasattr(signal, "setitimer"):
-        pytest.skip("needs setitimer")
     s, b = pair(timeout=None)
     hits = []
     old = signal.signal(signal.SIGALRM, lambda *a: hits.append(1))
     try:
-        signal.setitimer(signal.ITIMER_REAL, 0.05)
-        later(0.2, b.sendall, b"after the signal")
+        t = signal_main_thread_later(0.05)
+        data = later(0.3, b.sendall, b"after the signal")
         assert s.readexactly(16) == b"after the signal"
+        t.join()
+        data.join()
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
     assert hits == [1]
 
 
-def test_signal_handler_exception_propagates_and_keeps_data(pair):
-    if not hasattr(signal, "setitimer"):
-        pytest.skip("needs setitimer")
-    s, b = pair(timeout=None)
+def boom(*args):
+    raise KeyboardInterrupt
 
-    def boom(*a):
-        raise KeyboardInterrupt
+
+@needs_pthread_kill
+def test_signal_during_a_large_readinto_runs_the_handler_at_once(pair):
+    # The large read waits for all its bytes in one receive: a signal that
+    # cuts it short must still run the handler, and lose nothing.
+    s, b = pair(buffer_size=64, timeout=None)
+    old = signal.signal(signal.SIGALRM, boom)
+    try:
+        b.sendall(b"first part")
+        t = signal_main_thread_later(0.1)
+        t0 = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            s.readinto(bytearray(10_000))
+        assert time.monotonic() - t0 < 2
+        t.join()
+    finally:
+        signal.signal(signal.SIGALRM, old)
+    b.sendall(b"x" * 9_990)
+    buf = bytearray(10_000)
+    assert s.readinto(buf) == 10_000
+    assert buf == b"first part" + b"x" * 9_990
+
+
+@needs_pthread_kill
+def test_signal_handler_exception_propagates_and_keeps_data(pair):
+    s, b = pair(timeout=None)
     old = signal.signal(signal.SIGALRM, boom)
     try:
         b.sendall(b"half")
-        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        t = signal_main_thread_later(0.05)
         with pytest.raises(KeyboardInterrupt):
             s.readexactly(8)
+        t.join()
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
     b.sendall(b"full")
     assert s.readexactly(8) == b"halffull"

@@ -61,9 +61,9 @@ cdef class Stream:
     cdef int check_open(self) except -1
 
     # ---- receiving ------------------------------------------------------
-    # One receive into iov[0..count-1] (count is 1 or 2), after sending the
-    # pending writes; returns bytes received, 0 at EOF.
-    cdef Py_ssize_t receive(self, fs_buf_t *iov, int count,
+    # One receive (recv flags `flags`) into iov[0..count-1] (count is 1 or
+    # 2), after sending the pending writes; returns bytes received, 0 at EOF.
+    cdef Py_ssize_t receive(self, fs_buf_t *iov, int count, int flags,
                             int64_t *deadline) except -1
     # Sends pending writes before a read waits; stops early if data arrives
     # (then *got holds the receive's result): 1 if it received, else 0.

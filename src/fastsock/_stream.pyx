@@ -51,6 +51,7 @@ cdef int IOV_MAX = fs_iov_max()
 # Lets a blocking socket try a send or a receive without waiting (not on
 # Windows, where a read then flushes pending writes with a blocking send).
 cdef int MSG_DONTWAIT = getattr(_stdlib, "MSG_DONTWAIT", 0)
+cdef int MSG_WAITALL = getattr(_stdlib, "MSG_WAITALL", 0)
 cdef int SOCK_STREAM = _stdlib.SOCK_STREAM
 cdef uint32_t MAX_HEADER = 0xFFFFFFFF
 
@@ -361,7 +362,7 @@ cdef class Stream:
 
     # ---- receiving: the machinery ---------------------------------------
 
-    cdef Py_ssize_t receive(self, fs_buf_t *iov, int count,
+    cdef Py_ssize_t receive(self, fs_buf_t *iov, int count, int flags,
                             int64_t *deadline) except -1:
         cdef fs_ssize_t n = 0, sent = -1
         cdef Py_ssize_t got = 0, pending = self.wlen
@@ -390,12 +391,12 @@ cdef class Stream:
                     self.wlen = 0
                     PyThread_release_lock(self.wlock)
                     if timeout < 0:
-                        n = recv_iov(fd, iov, count, 0)
+                        n = recv_iov(fd, iov, count, flags)
                         tried = True
                     elif ms > 0:
                         w = fs_wait(fd, FS_POLLIN, ms)
                         if w > 0:
-                            n = recv_iov(fd, iov, count, 0)
+                            n = recv_iov(fd, iov, count, flags)
                             tried = True
             if sent == pending:
                 if PyThread_acquire_lock(self.wlock, NOWAIT_LOCK):
@@ -418,7 +419,7 @@ cdef class Stream:
                     return n
                 self.sock.retry(<int>n, FS_POLLIN, deadline)
             with nogil:
-                n = recv_iov(fd, iov, count, 0)
+                n = recv_iov(fd, iov, count, flags)
             tried = True
 
     cdef int flush_before_read(self, fs_buf_t *iov, int count,
@@ -501,7 +502,7 @@ cdef class Stream:
         self.make_room(0)
         iov.base = self.rbuf + self.rend
         iov.len = self.rcap - self.rend
-        n = self.receive(&iov, 1, deadline)
+        n = self.receive(&iov, 1, 0, deadline)
         self.rend += n
         return n
 
@@ -540,18 +541,31 @@ cdef class Stream:
                 if n - got >= self.rbase:
                     # Straight into the destination.  With `spill`, the
                     # read buffer takes what follows in the same receive
-                    # (a message: saves a receive for the next one); not
+                    # (a message: saves a receive for the next one).  Not
                     # for readinto(), where it would mean a second copy of
-                    # bulk data.
+                    # bulk data; there a blocking socket asks the kernel
+                    # for all of it at once (MSG_WAITALL: one system call
+                    # where there would be several; it still returns early
+                    # at EOF, on a signal or a shutdown).
                     self.make_room(0)
                     iov[0].base = dst + got
                     iov[0].len = n - got
                     iov[1].base = self.rbuf + self.rend
                     iov[1].len = self.rcap - self.rend
-                    r = self.receive(iov, 2 if spill else 1, deadline)
+                    r = self.receive(
+                        iov, 2 if spill else 1,
+                        MSG_WAITALL if all and not spill
+                        and self.sock.timeout_ns < 0 else 0, deadline)
                     if r > n - got:
                         self.rend += r - (n - got)
                         r = n - got
+                    elif 0 < r < n - got and all:
+                        # A signal cuts MSG_WAITALL short with no EINTR:
+                        # run the handlers now (PEP 475), the bytes counted
+                        # first so that an exception keeps them.
+                        got += r
+                        PyErr_CheckSignals()
+                        continue
                 else:
                     r = self.fill(deadline)
                     r = min(r, n - got)
