@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import socket as _stdlib
 import stat
-from typing import Any, Iterator, List, Optional, Tuple, Union, cast
+from typing import Any, Iterator, List, Optional, Tuple, Union
 
 from fastsock._socket import Socket
 from fastsock._socket import socketpair as _socket_pair
@@ -72,6 +72,7 @@ def connect(address: Address, *, timeout: Optional[float] = None,
     AF_UNIX path.  `timeout` bounds each connection attempt and stays the
     stream's timeout; `nodelay` sets TCP_NODELAY; `source_address` is
     bound first."""
+    candidates: List[Tuple[int, Any]]
     if _is_unix(address):
         candidates = [(_stdlib.AF_UNIX if _HAS_UNIX else -1, address)]
     else:
@@ -205,6 +206,7 @@ def listen(address: Address, *, backlog: int = 128, reuse_port: bool = False,
     """A Listener bound to `address`: (host, port) (port 0 picks a free
     port, host "" every interface) or an AF_UNIX path.  `dualstack` listens
     on IPv6 and IPv4 with one socket; `reuse_port` sets SO_REUSEPORT."""
+    sockaddr: Any
     if _is_unix(address):
         family, sockaddr = (_stdlib.AF_UNIX if _HAS_UNIX else -1), address
     else:
@@ -236,7 +238,7 @@ def listen(address: Address, *, backlog: int = 128, reuse_port: bool = False,
         listener = Listener(sock, buffer_size=buffer_size, max_frame=max_frame,
                             nodelay=nodelay)
         if family == getattr(_stdlib, "AF_UNIX", None):
-            path = os.fsencode(cast(Union[str, bytes, "os.PathLike[str]"], sockaddr))
+            path = os.fsencode(sockaddr)
             if path and not path.startswith(b"\0"):
                 st = os.stat(path)
                 listener._unix = (path, st.st_dev, st.st_ino)
