@@ -3,9 +3,9 @@
 The accept loop runs on one thread and hands each admitted connection to a
 handler thread.  Handler threads are kept after their connection ends and
 reused for the next one: the hand-off is one put on a C queue
-(``_queue.SimpleQueue``) instead of a thread start per connection.  The
-bytes never pass through Python here: the accept is ``Socket.accept`` and
-the handler reads and writes through the C ``Stream``.
+(``_queue.SimpleQueue``) instead of a thread start per connection.  Nothing
+here runs per byte or per request: the accept is ``Socket.accept`` and the
+handler reads and writes through the C ``Stream``.
 
 Shutdown is graceful in three steps: stop accepting; shut down the
 receiving side of every open connection, so handlers waiting for a request
@@ -46,12 +46,11 @@ _SKIP = frozenset(
         "ENONET", "EHOSTUNREACH", "EOPNOTSUPP", "ENETUNREACH", "EPERM",
         "ECONNRESET")
     if hasattr(errno, name))
-# Out of descriptors or memory, the connection stays queued and the
-# listener stays readable, so retrying at once would spin.  Pause instead,
-# until a connection ends or the back-off runs out.
-# Any other failure (EMFILE, ENFILE, ENOBUFS, ENOMEM above all) gets the
-# same pause, doubling up to a second; only a listener that is gone ends
-# the loop.
+# Any other failure pauses the loop, EMFILE, ENFILE, ENOBUFS and ENOMEM
+# above all: out of descriptors or memory the connection stays queued and
+# the listener stays readable, so retrying at once would spin.  The pause
+# lasts until a connection ends or the back-off (doubling up to a second)
+# runs out.  Only a listener that is gone ends the loop.
 _FATAL = frozenset((errno.EBADF, errno.EINVAL, errno.ENOTSOCK))
 _BACKOFF_FIRST = 0.005
 _BACKOFF_MAX = 1.0
