@@ -6,15 +6,18 @@ when the OS says it would block, against one deadline for the whole
 operation (all of ``sendall``).  The GIL is released around every call that
 can block; EINTR runs the signal handlers and retries (PEP 475).
 """
+import io
 import os
 import socket as _stdlib
+from operator import index as _index
 import warnings
 
+cimport cython
 from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release,
                              PyBUF_SIMPLE, PyBUF_WRITABLE)
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
-from libc.stdint cimport int64_t, uint32_t
+from libc.stdint cimport int64_t, uint32_t, INT64_MAX
 from libc.string cimport memcmp, memcpy, memset
 
 from fastsock._shim cimport *
@@ -43,12 +46,32 @@ cdef int SOCK_NONBLOCK = getattr(_stdlib, "SOCK_NONBLOCK", 0)
 cdef int SOCK_CLOEXEC = getattr(_stdlib, "SOCK_CLOEXEC", 0)
 cdef int IOV_MAX = fs_iov_max()
 
+# The stdlib's own class and makefile, taken at import: code that patches
+# socket.socket with a Socket subclass (a drop-in test, say) must not make
+# from_socket()/to_socket()/makefile() call back into this class.
+cdef object StdSocket = _stdlib.socket
+cdef object std_makefile = _stdlib.socket.makefile
+# The longest timeout the stdlib takes: its clock is int64 nanoseconds.
+cdef double TIMEOUT_MAX = 9223372036.0
+
 # Pinned buffers of a gathered call live on the stack up to this count; a
 # longer sequence takes one heap block (uvloop does the same).
 cdef enum:
     STACK_BUFS = 8
     # fs_addr_ip_info() writes at most INET6_ADDRSTRLEN (46) bytes.
     HOST_MAX = 64
+
+
+# sendto()'s "no third argument" (None is an address error, as in the
+# stdlib, not a missing one).
+_NOARG = object()
+
+# sendfile()'s "use send() instead": the stdlib's own class where it has
+# one, so a caller's `except socket._GiveupOnSendfile` keeps working.
+_GiveupOnSendfile = getattr(_stdlib, "_GiveupOnSendfile", None)
+if _GiveupOnSendfile is None:
+    class _GiveupOnSendfile(Exception):
+        """The OS has no zero-copy send for this file."""
 
 
 class _PortError(OverflowError, ValueError):
@@ -76,13 +99,10 @@ cdef int raise_closed() except -1:
 
 
 cdef int get_read_buffer(object obj, Py_buffer *view) except -1:
-    try:
-        PyObject_GetBuffer(obj, view, PyBUF_SIMPLE)
-    except (TypeError, BufferError):
-        raise TypeError(
-            f"a bytes-like object is required, not '{type(obj).__name__}'"
-            if not isinstance(obj, memoryview)
-            else "a C-contiguous buffer is required") from None
+    # PyBUF_SIMPLE already says what the stdlib's "y*" says: TypeError for
+    # an object without the buffer protocol, BufferError for a view that
+    # is not C-contiguous.  No try block: this is on every send.
+    PyObject_GetBuffer(obj, view, PyBUF_SIMPLE)
     return 0
 
 
@@ -123,8 +143,37 @@ cdef object finish_bytes(PyObject *raw, Py_ssize_t n):
     return obj
 
 
-cdef int64_t timeout_to_ns(double t):
-    return <int64_t>(t * 1e9) if t > 0 else <int64_t>t
+cdef int64_t timeout_to_ns(double t) noexcept:
+    # Rounded up, as the stdlib rounds timeouts: a tiny timeout is still a
+    # timeout, not non-blocking.  t < TIMEOUT_MAX, so this cannot overflow.
+    cdef int64_t ns
+    if t <= 0:
+        return <int64_t>t
+    ns = <int64_t>(t * 1e9)
+    return ns + 1 if ns < t * 1e9 or ns == 0 else ns
+
+
+# sendmsg()'s ancillary data as a list of (level, type, data), checked as
+# the stdlib checks it ("iiy*": ints, not anything int() takes).
+cdef list ancillary_items(object ancdata):
+    items = []
+    for item in ancdata:
+        try:
+            lvl, typ, data = item
+        except (TypeError, ValueError):
+            raise TypeError("ancillary data items must be (level, type, "
+                            "data) sequences") from None
+        items.append((_index(lvl), _index(typ), data))
+    return items
+
+
+# sendfile() leaves the file's position after what it sent, where the file
+# has one (a pipe has not: seeking it would raise).
+cdef bint can_seek(object file) except -1:
+    seekable = getattr(file, "seekable", None)
+    if seekable is not None:
+        return seekable()
+    return hasattr(file, "seek")
 
 
 # ---- addresses ----------------------------------------------------------
@@ -170,7 +219,7 @@ cdef int parse_ip(int family, object address, fs_addr_t *out) except -1:
         raise TypeError(
             f"str, bytes or bytearray expected, not {type(host).__name__}")
     if b"\0" in host:
-        raise ValueError("host name must not contain null character")
+        raise TypeError("host name must not contain null character")
     cdef const char *c_host = host
     r = fs_addr_ip(out, family, c_host, port, flowinfo, scope_id)
     if r == 1:
@@ -201,6 +250,26 @@ cdef int parse_unix(object address, fs_addr_t *out) except -1:
     return 0
 
 
+# Whether `address` is the cached sendto() key: the same object, or a tuple
+# of the same items of the same types (so (host, 1.0) is not taken for
+# (host, 1), which parse_ip() would refuse).
+cdef bint same_address(object address, object key) except -1:
+    cdef Py_ssize_t i, n
+    if address is key:
+        return key is not None
+    if type(address) is not tuple or type(key) is not tuple:
+        return False
+    n = len(<tuple>address)
+    if n != len(<tuple>key):
+        return False
+    for i in range(n):
+        x = (<tuple>address)[i]
+        y = (<tuple>key)[i]
+        if type(x) is not type(y) or x != y:
+            return False
+    return True
+
+
 cdef object make_ip_address(fs_addr_t *addr):
     cdef char host[HOST_MAX]
     cdef unsigned port = 0
@@ -224,6 +293,8 @@ cdef object make_unix_address(fs_addr_t *addr):
 
 # ---- the socket ---------------------------------------------------------
 
+# No pickling support generated: a socket cannot be pickled (__getstate__).
+@cython.auto_pickle(False)
 cdef class Socket:
     """A drop-in ``socket.socket`` whose I/O runs in C.
 
@@ -244,7 +315,7 @@ cdef class Socket:
         if fileno is not None:
             if not isinstance(fileno, int):
                 raise TypeError(
-                    f"fileno must be an int, not '{builtin_type(fileno).__name__}'")
+                    f"fileno must be an int, not '{_builtin_type(fileno).__name__}'")
             if fileno < 0:
                 raise ValueError(f"negative file descriptor")
             fd = fileno
@@ -266,10 +337,12 @@ cdef class Socket:
         self.family_ = family
         self.type_ = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)
         self.proto_ = proto
+        default = _stdlib.getdefaulttimeout()
         if type & SOCK_NONBLOCK:
             self.set_timeout_value(0.0)
-        else:
-            self.set_timeout_value(_stdlib.getdefaulttimeout())
+        elif default is not None or fileno is not None:
+            self.set_timeout_value(default)
+        # else: fs_socket() made it blocking, as timeout None says.
 
     def __del__(self):
         if self.fd != FS_INVALID_SOCKET:
@@ -282,10 +355,24 @@ cdef class Socket:
             fs_close(self.fd)
 
     def __repr__(self):
-        if self.fd == FS_INVALID_SOCKET:
-            return "<fastsock.Socket [closed]>"
-        return (f"<fastsock.Socket fd={self.fileno()}, family={self.family}, "
-                f"type={self.type}, proto={self.proto_}>")
+        # The stdlib's form, addresses included: code and people that read
+        # socket reprs find the same fields.
+        cls = _builtin_type(self)
+        module = "fastsock" if cls is Socket else cls.__module__
+        closed = self.fd == FS_INVALID_SOCKET
+        text = (f"<{module}.{cls.__qualname__}{' [closed]' if closed else ''}"
+                f" fd={self.fileno()}, family={self.family}, "
+                f"type={self.type}, proto={self.proto_}")
+        if not closed:
+            for name, get in (("laddr", self.getsockname),
+                              ("raddr", self.getpeername)):
+                try:
+                    addr = get()
+                except OSError:
+                    continue
+                if addr:
+                    text += f", {name}={addr}"
+        return text + ">"
 
     def __enter__(self):
         return self
@@ -314,9 +401,15 @@ cdef class Socket:
                 raise_closed()
             raise_oserror(err)
         while True:
+            if self.fd == FS_INVALID_SOCKET:
+                # Closed by another thread: poll() would ignore the -1 and
+                # sleep out the timeout.
+                raise_closed()
             now = fs_monotonic_ns()
             if deadline[0] == 0:
                 deadline[0] = now + self.timeout_ns
+                if deadline[0] < now:       # a timeout of centuries
+                    deadline[0] = INT64_MAX
             left = deadline[0] - now
             if left <= 0:
                 raise_timeout()
@@ -362,16 +455,18 @@ cdef class Socket:
                 t = value
             except TypeError:
                 raise TypeError("Timeout value must be int, float or None")
-            if not t >= 0:          # negative or NaN
+            if t != t:
+                raise ValueError("Invalid value NaN (not a number)")
+            if t < 0:
                 raise ValueError("Timeout value out of range")
-        if self.fd != FS_INVALID_SOCKET:
-            r = fs_set_nonblocking(self.fd, t >= 0)
-            if r < 0:
-                raise_oserror(r)
+            if t >= TIMEOUT_MAX:
+                raise OverflowError("timeout too large")
+        # As the stdlib: a closed socket says EBADF here too.
+        r = fs_set_nonblocking(self.fd, t >= 0)
+        if r < 0:
+            raise_oserror(r)
         self.timeout_s = t
         self.timeout_ns = timeout_to_ns(t)
-        if t > 0 and self.timeout_ns == 0:
-            self.timeout_ns = 1     # a tiny timeout is not non-blocking
         return 0
 
     # ---- identity -----------------------------------------------------
@@ -433,33 +528,47 @@ cdef class Socket:
     def from_socket(cls, sock):
         """Takes over a stdlib socket's handle and timeout; ``sock`` is
         detached."""
-        if not isinstance(sock, _stdlib.socket):
+        if not isinstance(sock, StdSocket):
             raise TypeError(
-                f"expected a socket.socket, not '{builtin_type(sock).__name__}'")
-        timeout = sock.gettimeout()
-        family, type_, proto = sock.family, sock.type, sock.proto
-        if sock.fileno() < 0:
+                f"expected a socket.socket, not '{_builtin_type(sock).__name__}'")
+        fd = sock.fileno()
+        if fd < 0:
             raise_closed()
-        cdef Socket new = cls(family, type_, proto, fileno=sock.detach())
-        new.set_timeout_value(timeout)
+        # Built on the shared handle first, so a failure leaves `sock`
+        # whole; the stdlib object lets go only once this one holds it.
+        cdef Socket new = cls(sock.family, sock.type, sock.proto, fileno=fd)
+        try:
+            new.set_timeout_value(sock.gettimeout())
+        except BaseException:
+            new.fd = FS_INVALID_SOCKET
+            raise
+        sock.detach()
         return new
 
     def to_socket(self):
         """Hands the handle and timeout to a new ``socket.socket``; this
         object is detached."""
         self.check_open()
-        timeout = self.timeout
-        sock = _stdlib.socket(self.family_, self.type_, self.proto_,
-                              fileno=self.detach())
-        sock.settimeout(timeout)
+        sock = StdSocket(self.family_, self.type_, self.proto_,
+                         fileno=self.fd)
+        try:
+            sock.settimeout(self.timeout)
+        except BaseException:
+            sock.detach()
+            raise
+        self.fd = FS_INVALID_SOCKET
         return sock
 
     def dup(self):
         """A new Socket on a duplicate of the handle."""
         self.check_open()
-        cdef Socket new = type(self)(self.family_, self.type_, self.proto_,
-                                     fileno=os.dup(self.fileno()))
-        new.set_timeout_value(self.timeout)
+        fd = os.dup(self.fd)
+        try:
+            new = type(self)(self.family_, self.type_, self.proto_, fileno=fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        (<Socket?>new).set_timeout_value(self.timeout)
         return new
 
     def get_inheritable(self):
@@ -481,7 +590,8 @@ cdef class Socket:
         return None if self.timeout_s < 0 else self.timeout_s
 
     def setblocking(self, flag):
-        self.set_timeout_value(None if flag else 0.0)
+        # An int (or __index__), as the stdlib takes it.
+        self.set_timeout_value(None if _index(flag) else 0.0)
 
     def getblocking(self):
         return self.timeout_ns != 0
@@ -509,8 +619,11 @@ cdef class Socket:
         cdef fs_addr_t a
         cdef int r
         cdef int64_t deadline = 0
-        self.check_open()
+        if raise_errors:
+            self.check_open()
         self.parse_address(address, &a)
+        if self.fd == FS_INVALID_SOCKET:
+            return -FS_EBADF        # connect_ex() reports it, as the stdlib
         with nogil:
             r = fs_connect(self.fd, fs_addr_sa(&a), a.len)
         if r == FS_EINTR:
@@ -528,8 +641,14 @@ cdef class Socket:
                         continue
                     if r < 0:
                         break
-                else:
+                elif raise_errors:
                     self.retry(FS_EAGAIN, FS_POLLOUT, &deadline)
+                else:
+                    try:
+                        self.retry(FS_EAGAIN, FS_POLLOUT, &deadline)
+                    except TimeoutError:
+                        # The stdlib's connect_ex() says EWOULDBLOCK then.
+                        return -FS_EAGAIN
                 r = fs_connect_result(self.fd)
                 break
         if r < 0:
@@ -575,8 +694,7 @@ cdef class Socket:
     def shutdown(self, int how):
         cdef int r
         self.check_open()
-        if how < 0 or how > 2:
-            raise ValueError("how must be SHUT_RD, SHUT_WR or SHUT_RDWR")
+        # The OS judges `how` (EINVAL), as with the stdlib.
         r = fs_shutdown(self.fd, how)
         if r < 0:
             raise_oserror(r)
@@ -611,13 +729,21 @@ cdef class Socket:
         """setsockopt(level, optname, int | buffer) or
         setsockopt(level, optname, None, optlen)."""
         cdef int r, ival
+        cdef unsigned int olen
         cdef Py_buffer view
         self.check_open()
         if value is None:
             if optlen is None:
                 raise TypeError("setsockopt() with None needs optlen")
-            r = fs_setsockopt(self.fd, level, optname, NULL, <fs_socklen_t>optlen)
+            olen = optlen
+            r = fs_setsockopt(self.fd, level, optname, NULL, <fs_socklen_t>olen)
+        elif optlen is not None:
+            raise TypeError("setsockopt() takes optlen only with value None")
         elif isinstance(value, int):
+            if not -0x80000000 <= value <= 0x7FFFFFFF:
+                # The stdlib then tries the buffer form, and says this.
+                raise TypeError("setsockopt() value must be a C int or a "
+                                "bytes-like object")
             ival = value
             r = fs_setsockopt(self.fd, level, optname, &ival, sizeof(ival))
         else:
@@ -635,7 +761,7 @@ cdef class Socket:
         cdef int r, ival = 0
         cdef fs_socklen_t n
         self.check_open()
-        if buflen is None:
+        if buflen is None or buflen == 0:    # 0 means an int too, as in C
             n = sizeof(ival)
             r = fs_getsockopt(self.fd, level, optname, &ival, &n)
             if r < 0:
@@ -682,17 +808,18 @@ cdef class Socket:
         p = <char *>view.buf
         try:
             while True:
-                # Partial sends continue without the GIL; it is taken back
-                # only to wait, to run signal handlers or to raise.
                 with nogil:
-                    while sent < view.len:
-                        n = fs_send(self.fd, p + sent, view.len - sent, flags)
-                        if n < 0:
-                            break
-                        sent += n
-                if sent >= view.len:
-                    return None
-                self.retry(<int>n, FS_POLLOUT, &deadline)
+                    n = fs_send(self.fd, p + sent, view.len - sent, flags)
+                if n >= 0:
+                    sent += n
+                    if sent >= view.len:
+                        return None
+                    # A signal can cut a blocking send short without
+                    # EINTR: run the handlers before sending on, or a
+                    # handler that raises (Ctrl-C) would never be seen.
+                    PyErr_CheckSignals()
+                else:
+                    self.retry(<int>n, FS_POLLOUT, &deadline)
         finally:
             PyBuffer_Release(&view)
 
@@ -741,31 +868,33 @@ cdef class Socket:
             raise
         return finish_bytes(raw, n)
 
-    def sendto(self, data, flags_or_address, address=None):
+    def sendto(self, data, flags_or_address, address=_NOARG, /):
         """sendto(data[, flags], address)."""
         cdef Py_buffer view
         cdef fs_ssize_t n
         cdef int flags = 0
         cdef int64_t deadline = 0
-        if address is None:
+        cdef fs_addr_t a
+        if address is _NOARG:
             address = flags_or_address
         else:
             flags = flags_or_address
         self.check_open()
         # A loop sending to one peer parses its address once (numeric
         # hosts only: a name is resolved each time, as the stdlib does).
-        if address is not self.sendto_key and not (
-                type(address) is tuple and address == self.sendto_key):
-            self.sendto_key = None
-            if self.parse_address(address, &self.sendto_addr) == 0:
-                self.sendto_key = address
+        # The call works on its own copy: another thread may send to
+        # another peer meanwhile and replace the cached one.
+        if same_address(address, self.sendto_key):
+            memcpy(&a, &self.sendto_addr, sizeof(fs_addr_t))
+        elif self.parse_address(address, &a) == 0:
+            memcpy(&self.sendto_addr, &a, sizeof(fs_addr_t))
+            self.sendto_key = address
         get_read_buffer(data, &view)
         try:
             while True:
                 with nogil:
                     n = fs_sendto(self.fd, view.buf, view.len, flags,
-                                  fs_addr_sa(&self.sendto_addr),
-                                  self.sendto_addr.len)
+                                  fs_addr_sa(&a), a.len)
                 if n >= 0:
                     return n
                 self.retry(<int>n, FS_POLLOUT, &deadline)
@@ -865,17 +994,17 @@ cdef class Socket:
                 bufs[i].len = views[i].len
             cur = bufs
             left = count
-            while True:
+            while left > 0:
+                chunk = min(left, <size_t>IOV_MAX)
                 with nogil:
-                    while left > 0:
-                        chunk = min(left, <size_t>IOV_MAX)
-                        n = fs_sendv(self.fd, cur, chunk, 0)
-                        if n < 0:
-                            break
-                        fs_bufs_advance(&cur, &left, n)
-                if left == 0:
-                    return None
-                self.retry(<int>n, FS_POLLOUT, &deadline)
+                    n = fs_sendv(self.fd, cur, chunk, 0)
+                if n >= 0:
+                    fs_bufs_advance(&cur, &left, n)
+                    # As in sendall(): a partial send may hide a signal.
+                    PyErr_CheckSignals()
+                else:
+                    self.retry(<int>n, FS_POLLOUT, &deadline)
+            return None
         finally:
             release_views(views, pinned, stack_views)
 
@@ -903,7 +1032,7 @@ cdef class Socket:
         if address is not None:
             self.parse_address(address, &a)
             ap = &a
-        items = [(int(lvl), int(typ), data) for lvl, typ, data in ancdata]
+        items = ancillary_items(ancdata)
         if count > STACK_BUFS:
             views = <Py_buffer *>PyMem_Malloc(
                 count * (sizeof(Py_buffer) + sizeof(fs_buf_t)))
@@ -918,7 +1047,8 @@ cdef class Socket:
                 bufs[i].len = views[i].len
             if items:
                 for lvl, typ, data in items:
-                    control_size += fs_cmsg_space(len(memoryview(data)))
+                    # Bytes, not items: an array of fds has 4-byte items.
+                    control_size += fs_cmsg_space(memoryview(data).nbytes)
                 if control_size == 0:
                     raise_oserror(FS_EOPNOTSUPP)
                 control = <char *>PyMem_Malloc(control_size)
@@ -1029,12 +1159,17 @@ cdef class Socket:
     def sendfile(self, file, offset=0, count=None):
         """Sends a regular file with the OS's zero-copy call (sendfile,
         TransmitFile), falling back to send(); returns the bytes sent and
-        leaves the file's position after them."""
-        cdef int64_t pos, deadline = 0
-        cdef size_t want, chunk
-        cdef fs_ssize_t n = 0
-        cdef int fd
-        cdef Py_ssize_t total = 0
+        leaves the file's position after them.  A timeout bounds the whole
+        zero-copy transfer."""
+        try:
+            return self._sendfile_use_sendfile(file, offset, count)
+        except _GiveupOnSendfile:
+            return self._sendfile_use_send(file, offset, count)
+
+    # The two halves keep the stdlib's names and contracts, so code written
+    # against socket.socket's (a subclass, a test) works on this class too.
+
+    def _check_sendfile_params(self, file, offset, count):
         self.check_open()
         if "b" not in getattr(file, "mode", "b"):
             raise ValueError("file should be opened in binary mode")
@@ -1042,61 +1177,77 @@ cdef class Socket:
             raise ValueError("only SOCK_STREAM type sockets are supported")
         if count is not None:
             if not isinstance(count, int):
-                raise TypeError(f"count must be a positive integer (got {count!r})")
+                raise TypeError(
+                    f"count must be a positive integer (got {count!r})")
             if count <= 0:
-                raise ValueError(f"count must be a positive integer (got {count!r})")
+                raise ValueError(
+                    f"count must be a positive integer (got {count!r})")
         if not isinstance(offset, int):
-            raise TypeError("offset must be an int")
+            raise TypeError(f"offset must be an int (got {offset!r})")
         if offset < 0:
             raise ValueError(f"offset must be >= 0 (got {offset!r})")
         if self.timeout_ns == 0:
             raise ValueError("non-blocking sockets are not supported")
+
+    def _sendfile_use_sendfile(self, file, offset=0, count=None):
+        """The zero-copy half of sendfile(); raises socket's
+        _GiveupOnSendfile before sending anything if the OS cannot do it
+        for this file."""
+        cdef int64_t pos, deadline = 0
+        cdef size_t want
+        cdef fs_ssize_t n = 0
+        cdef int fd
+        cdef Py_ssize_t total = 0
+        self._check_sendfile_params(file, offset, count)
         try:
             fd = file.fileno()
-        except (AttributeError, OSError, ValueError):
-            fd = -1
+        except (AttributeError, io.UnsupportedOperation) as err:
+            raise _GiveupOnSendfile(err)    # not a file with a descriptor
         pos = offset
-        if fd >= 0:
-            try:
-                while count is None or total < count:
-                    want = 0x7FFF0000 if count is None else min(count - total, 0x7FFF0000)
-                    with nogil:
-                        n = fs_sendfile(self.fd, fd, &pos, want)
-                    if n == 0:
-                        break
-                    if n > 0:
-                        total += n
-                        continue
-                    if n == FS_EOPNOTSUPP and total == 0:
-                        fd = -1
-                        break
-                    self.retry(<int>n, FS_POLLOUT, &deadline)
-            finally:
-                if total > 0 and hasattr(file, "seek"):
-                    file.seek(offset + total)
-            if fd >= 0:
-                return total
-        return self._sendfile_copy(file, offset, count)
-
-    def _sendfile_copy(self, file, offset, count):
-        # Where the OS has no zero-copy call for this file: read and send.
-        total = 0
-        buf = bytearray(min(count or 65536, 65536))
-        view = memoryview(buf)
-        if offset:
-            file.seek(offset)
         try:
             while count is None or total < count:
-                want = len(buf) if count is None else min(len(buf), count - total)
-                got = file.readinto(view[:want])
-                if not got:
-                    break
-                self.sendall(view[:got])
-                total += got
+                # Below 2 GiB a call: Linux sendfile() stops there anyway.
+                want = 0x7FFF0000 if count is None else min(
+                    count - total, 0x7FFF0000)
+                with nogil:
+                    n = fs_sendfile(self.fd, fd, &pos, want)
+                if n > 0:
+                    total += n
+                    continue
+                if n == 0:
+                    break                   # the end of the file
+                if total == 0 and n != FS_EAGAIN and n != FS_EINTR:
+                    # Not a file the OS can send (a pipe, a closed
+                    # descriptor...): as the stdlib, let send() try, and
+                    # report what is still wrong then.
+                    raise _GiveupOnSendfile(OSError(-n, "sendfile"))
+                self.retry(<int>n, FS_POLLOUT, &deadline)
+            return total
         finally:
-            if total > 0 and hasattr(file, "seek"):
+            if total > 0 and can_seek(file):
                 file.seek(offset + total)
-        return total
+
+    def _sendfile_use_send(self, file, offset=0, count=None):
+        """The fallback half of sendfile(): read() and sendall() in
+        blocks (a timeout bounds each block)."""
+        self._check_sendfile_params(file, offset, count)
+        if offset:
+            file.seek(offset)
+        blocksize = min(count, 65536) if count else 65536
+        total = 0
+        try:
+            while count is None or total < count:
+                if count is not None:
+                    blocksize = min(count - total, blocksize)
+                data = file.read(blocksize)
+                if not data:
+                    break                   # the end of the file
+                self.sendall(data)
+                total += len(data)
+            return total
+        finally:
+            if total > 0 and can_seek(file):
+                file.seek(offset + total)
 
     # ---- stdlib compatibility -------------------------------------------
 
@@ -1104,9 +1255,8 @@ cdef class Socket:
                  errors=None, newline=None):
         """A file object over this socket, as ``socket.socket.makefile``;
         the socket's handle stays open until it and the file are closed."""
-        return _stdlib.socket.makefile(self, mode, buffering,
-                                       encoding=encoding, errors=errors,
-                                       newline=newline)
+        return std_makefile(self, mode, buffering, encoding=encoding,
+                            errors=errors, newline=newline)
 
     def _decref_socketios(self):
         if self.io_refs > 0:
@@ -1130,17 +1280,35 @@ cdef class Socket:
     def recv_batch(self, batch, int flags=0):
         """Receives up to len(batch) datagrams into a DatagramBatch (one
         recvmmsg where the OS has it); returns how many arrived."""
-        from fastsock._batch import recv_batch
-        return recv_batch(self, batch, flags)
+        if batch_recv is None:
+            load_batch()
+        return batch_recv(self, batch, flags)
 
     def send_batch(self, buffers, address=None):
         """Sends each buffer as one datagram (one sendmmsg where the OS has
-        it); returns how many were sent."""
-        from fastsock._batch import send_batch
-        return send_batch(self, buffers, address)
+        it, one segmented send for a run of one size on UDP under Linux);
+        returns how many were sent, fewer only if the rest could not go."""
+        if batch_send is None:
+            load_batch()
+        return batch_send(self, buffers, address)
 
 
-builtin_type = type
+# fastsock._batch cimports this module, so it is imported at first use; its
+# functions are kept here because an import statement per call cost about
+# 1,200 instructions (callgrind), a third of a small recv_batch.
+cdef object batch_recv = None
+cdef object batch_send = None
+
+
+cdef int load_batch() except -1:
+    global batch_recv, batch_send
+    from fastsock._batch import recv_batch, send_batch
+    batch_recv = recv_batch
+    batch_send = send_batch
+    return 0
+
+
+_builtin_type = type
 
 
 def socketpair(int family=-1, int type=-1, int proto=0):
@@ -1157,10 +1325,16 @@ def socketpair(int family=-1, int type=-1, int proto=0):
         raise_oserror(r)
     cdef Socket a = Socket.__new__(Socket)
     cdef Socket b = Socket.__new__(Socket)
-    for s, fd in ((a, fds[0]), (b, fds[1])):
-        (<Socket>s).fd = fd
+    a.fd = fds[0]
+    b.fd = fds[1]
+    default = _stdlib.getdefaulttimeout()
+    for s in (a, b):
         (<Socket>s).family_ = family
-        (<Socket>s).type_ = type
+        # As Socket(): the flags are not the type, SOCK_NONBLOCK is mode.
+        (<Socket>s).type_ = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)
         (<Socket>s).proto_ = proto
-        (<Socket>s).set_timeout_value(_stdlib.getdefaulttimeout())
+        if type & SOCK_NONBLOCK:
+            (<Socket>s).set_timeout_value(0.0)
+        elif default is not None:
+            (<Socket>s).set_timeout_value(default)
     return a, b

@@ -81,14 +81,19 @@ cdef class Stream:
     cdef int unread(self, const char *head, Py_ssize_t headlen,
                     const char *data, Py_ssize_t n) except -1
     # Read n bytes into dst: buffered bytes first, then receives straight
-    # into dst (with rbuf as a second vector for what follows).  `all`:
-    # until n or EOF, else at most one receive.  On an exception the bytes
-    # already in dst go back to the buffer (after `head`), so none is lost.
+    # into dst (with `spill`, rbuf is a second vector for what follows).
+    # `all`: until n or EOF, else at most one receive.  On an exception the
+    # bytes already in dst go back to the buffer (after `head`), so none is
+    # lost.
     cdef Py_ssize_t read_into(self, char *dst, Py_ssize_t n, bint all,
-                              const char *head, Py_ssize_t headlen,
-                              int64_t *deadline) except -1
+                              bint spill, const char *head,
+                              Py_ssize_t headlen, int64_t *deadline) except -1
     # readinto()/readinto1(): fast path, then read_into() under the lock.
     cdef Py_ssize_t readinto_impl(self, object b, bint all) except -1
+    # A bytes object of `size` filled by read_into(), shrunk in place if
+    # EOF came first.
+    cdef object read_bytes(self, Py_ssize_t size, bint all, const char *head,
+                           Py_ssize_t headlen, int64_t *deadline)
     # Offset of sep in the buffer at or after rpos + start, or -1.
     cdef Py_ssize_t find(self, const char *sep, Py_ssize_t seplen,
                          Py_ssize_t start) noexcept

@@ -18,6 +18,8 @@ from cpython.buffer cimport PyBuffer_Release, PyObject_CheckBuffer
 from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_CheckExact,
                             PyBytes_FromStringAndSize, PyBytes_GET_SIZE)
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.pythread cimport (NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock,
                                PyThread_allocate_lock, PyThread_free_lock,
@@ -29,6 +31,9 @@ from fastsock._shim cimport *
 from fastsock._socket cimport (Socket, get_read_buffer, get_write_buffer,
                                raise_oserror)
 
+cdef extern from "Python.h":
+    int _PyBytes_Resize(PyObject **, Py_ssize_t)
+
 from fastsock.errors import (Error, FrameTooLargeError, IncompleteReadError,
                              LimitOverrunError)
 
@@ -39,6 +44,8 @@ cdef enum:
     # A frame header must fit the buffer with room to spare.
     MIN_BUFFER = 16
     HEADER = 4
+    # The largest single read1() result.
+    READ1_MAX = 1 << 20
 
 cdef int IOV_MAX = fs_iov_max()
 # Lets a blocking socket try a send or a receive without waiting (not on
@@ -67,6 +74,20 @@ cdef Py_ssize_t size_arg(object n) except? -2:
 cdef bint broken(BaseException exc):
     return isinstance(exc, OSError) and not isinstance(
         exc, (TimeoutError, BlockingIOError, InterruptedError))
+
+
+# memcpy() that also takes an empty, possibly NULL, source or destination
+# (an empty buffer's pointer may be NULL; memcpy declares both non-null).
+cdef inline void copy(void *dst, const void *src, size_t n) noexcept nogil:
+    if n:
+        memcpy(dst, src, n)
+
+
+cdef inline fs_ssize_t recv_iov(fs_sock_t fd, fs_buf_t *iov, int count,
+                                int flags) noexcept nogil:
+    if count == 1:
+        return fs_recv(fd, iov[0].base, iov[0].len, flags)
+    return fs_recvv(fd, iov, count, flags)
 
 
 cdef inline Py_ssize_t frame_length(const char *p) noexcept:
@@ -342,30 +363,63 @@ cdef class Stream:
 
     cdef Py_ssize_t receive(self, fs_buf_t *iov, int count,
                             int64_t *deadline) except -1:
-        cdef fs_ssize_t n
-        cdef Py_ssize_t got = 0
+        cdef fs_ssize_t n = 0, sent = -1
+        cdef Py_ssize_t got = 0, pending = self.wlen
         cdef fs_sock_t fd = self.sock.fd
-        cdef bint flushed = False
-        if self.wlen > 0 and self.try_lock_write():
-            try:
-                if self.flush_before_read(iov, count, deadline, &got):
-                    return got
-                flushed = True
-            finally:
-                self.unlock_write()
-        if flushed and self.sock.timeout_ns > 0:
-            # A request just went out, so its answer cannot be here yet:
-            # wait first rather than try a receive that would fail.
-            self.sock.retry(FS_EAGAIN, FS_POLLIN, deadline)
-        while True:
+        cdef int64_t timeout = self.sock.timeout_ns, now
+        cdef int ms = 0, w = 0
+        cdef bint tried = False
+        if pending > 0 and self.try_lock_write():
+            if timeout > 0:
+                now = fs_monotonic_ns()
+                if deadline[0] == 0:
+                    deadline[0] = now + timeout
+                ms = <int>min(max(deadline[0] - now + 999999, 0) // 1000000,
+                              0x7FFFFFFF)
+            # Request/response: the pending bytes go out in one send and
+            # the answer is awaited in the same release of the GIL (with a
+            # timeout, by a wait first: it cannot be there yet, so a receive
+            # tried first would only fail).  The write lock is let go before
+            # the wait, so a writer thread is never held up by a reader.
             with nogil:
-                if count == 1:
-                    n = fs_recv(fd, iov[0].base, iov[0].len, 0)
-                else:
-                    n = fs_recvv(fd, iov, count, 0)
-            if n >= 0:
-                return n
-            self.sock.retry(<int>n, FS_POLLIN, deadline)
+                sent = fs_send(fd, self.wbuf, pending,
+                               MSG_DONTWAIT if timeout < 0 else 0)
+                if sent == pending:
+                    # wbusy stays set: a writer running meanwhile takes the
+                    # slow path, and the lock orders its append after this.
+                    self.wlen = 0
+                    PyThread_release_lock(self.wlock)
+                    if timeout < 0:
+                        n = recv_iov(fd, iov, count, 0)
+                        tried = True
+                    elif ms > 0:
+                        w = fs_wait(fd, FS_POLLIN, ms)
+                        if w > 0:
+                            n = recv_iov(fd, iov, count, 0)
+                            tried = True
+            if sent == pending:
+                if PyThread_acquire_lock(self.wlock, NOWAIT_LOCK):
+                    self.wbusy = False      # else its holder clears it
+                    PyThread_release_lock(self.wlock)
+                if w == FS_EINTR:
+                    PyErr_CheckSignals()
+            else:
+                try:
+                    if sent > 0:
+                        self.wlen -= sent
+                        memmove(self.wbuf, self.wbuf + sent, self.wlen)
+                    if self.flush_before_read(iov, count, deadline, &got):
+                        return got
+                finally:
+                    self.unlock_write()
+        while True:
+            if tried:
+                if n >= 0:
+                    return n
+                self.sock.retry(<int>n, FS_POLLIN, deadline)
+            with nogil:
+                n = recv_iov(fd, iov, count, 0)
+            tried = True
 
     cdef int flush_before_read(self, fs_buf_t *iov, int count,
                                int64_t *deadline, Py_ssize_t *got) except -1:
@@ -393,10 +447,7 @@ cdef class Stream:
                 self.wlen = 0
                 return 0
             with nogil:
-                if count == 1:
-                    n = fs_recv(fd, iov[0].base, iov[0].len, flags)
-                else:
-                    n = fs_recvv(fd, iov, count, flags)
+                n = recv_iov(fd, iov, count, flags)
             if n >= 0:
                 got[0] = n
                 return 1
@@ -469,39 +520,42 @@ cdef class Stream:
             return 0
         self.make_room(have + front)
         memmove(self.rbuf + self.rpos + front, self.rbuf + self.rpos, have)
-        memcpy(self.rbuf + self.rpos, head, headlen)
-        memcpy(self.rbuf + self.rpos + headlen, data, n)
+        copy(self.rbuf + self.rpos, head, headlen)
+        copy(self.rbuf + self.rpos + headlen, data, n)
         self.rend += front
         return 0
 
     cdef Py_ssize_t read_into(self, char *dst, Py_ssize_t n, bint all,
-                              const char *head, Py_ssize_t headlen,
-                              int64_t *deadline) except -1:
+                              bint spill, const char *head,
+                              Py_ssize_t headlen, int64_t *deadline) except -1:
         cdef Py_ssize_t got = min(self.rend - self.rpos, n)
         cdef Py_ssize_t r
         cdef fs_buf_t iov[2]
-        memcpy(dst, self.rbuf + self.rpos, got)
+        copy(dst, self.rbuf + self.rpos, got)
         self.rpos += got
         if got == n or (got > 0 and not all):
             return got
         try:
             while got < n:
                 if n - got >= self.rbase:
-                    # Straight into the destination; the read buffer takes
-                    # whatever follows in the same receive.
+                    # Straight into the destination.  With `spill`, the
+                    # read buffer takes what follows in the same receive
+                    # (a message: saves a receive for the next one); not
+                    # for readinto(), where it would mean a second copy of
+                    # bulk data.
                     self.make_room(0)
                     iov[0].base = dst + got
                     iov[0].len = n - got
                     iov[1].base = self.rbuf + self.rend
                     iov[1].len = self.rcap - self.rend
-                    r = self.receive(iov, 2, deadline)
+                    r = self.receive(iov, 2 if spill else 1, deadline)
                     if r > n - got:
                         self.rend += r - (n - got)
                         r = n - got
                 else:
                     r = self.fill(deadline)
                     r = min(r, n - got)
-                    memcpy(dst + got, self.rbuf + self.rpos, r)
+                    copy(dst + got, self.rbuf + self.rpos, r)
                     self.rpos += r
                 if r == 0:
                     break
@@ -527,6 +581,27 @@ cdef class Stream:
                 return p - base
             start = p - base + 1
         return -1
+
+    cdef object read_bytes(self, Py_ssize_t size, bint all, const char *head,
+                           Py_ssize_t headlen, int64_t *deadline):
+        cdef PyObject *raw
+        cdef Py_ssize_t got
+        result = PyBytes_FromStringAndSize(NULL, size)
+        got = self.read_into(PyBytes_AS_STRING(result), size, all, True,
+                             head, headlen, deadline)
+        if got == size:
+            return result
+        # Short at EOF: shrink in place rather than copy into a new object.
+        # _PyBytes_Resize needs the only reference, so it moves from
+        # `result` to `raw` (which the resize frees if it fails).
+        raw = <PyObject *>result
+        Py_INCREF(result)
+        result = None
+        if _PyBytes_Resize(&raw, got) < 0:
+            raise MemoryError()
+        result = <object>raw
+        Py_XDECREF(raw)
+        return result
 
     cdef object take(self, Py_ssize_t n):
         cdef object b = PyBytes_FromStringAndSize(self.rbuf + self.rpos, n)
@@ -571,10 +646,7 @@ cdef class Stream:
             if size <= self.rbase:
                 self.fill_to(size, &deadline)
                 return self.take(min(size, self.rend - self.rpos))
-            result = PyBytes_FromStringAndSize(NULL, size)
-            got = self.read_into(PyBytes_AS_STRING(result), size, True,
-                                 NULL, 0, &deadline)
-            return result if got == size else result[:got]
+            return self.read_bytes(size, True, NULL, 0, &deadline)
         finally:
             self.unlock_read()
 
@@ -589,10 +661,10 @@ cdef class Stream:
         self.lock_read()
         try:
             if size > self.rbase:
-                result = PyBytes_FromStringAndSize(NULL, size)
-                got = self.read_into(PyBytes_AS_STRING(result), size, False,
-                                     NULL, 0, &deadline)
-                return result if got == size else result[:got]
+                # One receive straight into the result, whose size is
+                # capped: read1(2**40) must not try to allocate 1 TiB.
+                return self.read_bytes(min(size, READ1_MAX), False, NULL, 0,
+                                       &deadline)
             self.fill(&deadline)
             have = self.rend - self.rpos
             return self.take(have if size < 0 else min(size, have))
@@ -609,13 +681,13 @@ cdef class Stream:
             have = self.rend - self.rpos
             if have >= view.len or (have > 0 and not all):
                 have = min(have, view.len)
-                memcpy(view.buf, self.rbuf + self.rpos, have)
+                copy(view.buf, self.rbuf + self.rpos, have)
                 self.rpos += have
                 return have
             self.lock_read()
             try:
-                return self.read_into(<char *>view.buf, view.len, all, NULL,
-                                      0, &deadline)
+                return self.read_into(<char *>view.buf, view.len, all,
+                                      False, NULL, 0, &deadline)
             finally:
                 self.unlock_read()
         finally:
@@ -646,11 +718,9 @@ cdef class Stream:
                     raise IncompleteReadError(self.take(self.rend - self.rpos),
                                               n)
                 return self.take(n)
-            result = PyBytes_FromStringAndSize(NULL, n)
-            got = self.read_into(PyBytes_AS_STRING(result), n, True, NULL, 0,
-                                 &deadline)
-            if got < n:
-                raise IncompleteReadError(result[:got], n)
+            result = self.read_bytes(n, True, NULL, 0, &deadline)
+            if PyBytes_GET_SIZE(result) < n:
+                raise IncompleteReadError(result, n)
             return result
         finally:
             self.unlock_read()
@@ -798,13 +868,11 @@ cdef class Stream:
             self.rpos += HEADER
             return self.take(size)
         # Larger than the buffer: straight into the result.
-        result = PyBytes_FromStringAndSize(NULL, size)
-        memcpy(head, self.rbuf + self.rpos, HEADER)
+        copy(head, self.rbuf + self.rpos, HEADER)
         self.rpos += HEADER
-        got = self.read_into(PyBytes_AS_STRING(result), size, True, head,
-                             HEADER, &deadline)
-        if got < size:
-            raise IncompleteReadError(result[:got], size)
+        result = self.read_bytes(size, True, head, HEADER, &deadline)
+        if PyBytes_GET_SIZE(result) < size:
+            raise IncompleteReadError(result, size)
         return result
 
     cpdef object recv_frame(self):
@@ -856,9 +924,9 @@ cdef class Stream:
                     raise ValueError(
                         f"frame of {size} bytes does not fit a buffer of "
                         f"{view.len} bytes")
-                memcpy(head, self.rbuf + self.rpos, HEADER)
+                copy(head, self.rbuf + self.rpos, HEADER)
                 self.rpos += HEADER
-                got = self.read_into(<char *>view.buf, size, True, head,
+                got = self.read_into(<char *>view.buf, size, True, True, head,
                                      HEADER, &deadline)
                 if got < size:
                     raise IncompleteReadError(
@@ -873,9 +941,7 @@ cdef class Stream:
         """An iterator over the payloads of the coming frames; it ends at a
         clean EOF."""
         self.check_open()
-        cdef FrameIterator it = FrameIterator.__new__(FrameIterator)
-        it.stream = self
-        return it
+        return FrameIterator.__new__(FrameIterator, self)
 
     # ---- sending ------------------------------------------------------------
 
@@ -911,7 +977,7 @@ cdef class Stream:
         try:
             v[0].base = self.wbuf
             v[0].len = self.wlen
-            memcpy(v + 1, iov, count * sizeof(fs_buf_t))
+            copy(v + 1, iov, count * sizeof(fs_buf_t))
             cur = v if self.wlen > 0 else v + 1
             left = count + 1 if self.wlen > 0 else count
             try:
@@ -946,7 +1012,7 @@ cdef class Stream:
                     self.wbuf = p
                     self.wcap = self.wlen + rest
                 for i in range(left):
-                    memcpy(self.wbuf + self.wlen, cur[i].base, cur[i].len)
+                    copy(self.wbuf + self.wlen, cur[i].base, cur[i].len)
                     self.wlen += cur[i].len
                 raise
             self.wlen = 0
@@ -971,7 +1037,7 @@ cdef class Stream:
             self.raise_write_error()
             self.alloc_wbuf()
             if n <= self.wcap - self.wlen:
-                memcpy(self.wbuf + self.wlen, p, n)
+                copy(self.wbuf + self.wlen, p, n)
                 self.wlen += n
                 return 0
             iov.base = <char *>p
@@ -1013,13 +1079,13 @@ cdef class Stream:
         if PyBytes_CheckExact(b):
             n = PyBytes_GET_SIZE(b)
             if not self.wbusy and n <= self.wcap - self.wlen:
-                memcpy(self.wbuf + self.wlen, PyBytes_AS_STRING(b), n)
+                copy(self.wbuf + self.wlen, PyBytes_AS_STRING(b), n)
                 self.wlen += n
                 return n
         get_read_buffer(b, &view)
         try:
             if not self.wbusy and view.len <= self.wcap - self.wlen:
-                memcpy(self.wbuf + self.wlen, view.buf, view.len)
+                copy(self.wbuf + self.wlen, view.buf, view.len)
                 self.wlen += view.len
             else:
                 self.write_ptr(<const char *>view.buf, view.len)
@@ -1087,7 +1153,7 @@ cdef class Stream:
                     and n <= self.max_frame):
                 w = self.wbuf + self.wlen
                 put_header(w, n)
-                memcpy(w + HEADER, PyBytes_AS_STRING(payload), n)
+                copy(w + HEADER, PyBytes_AS_STRING(payload), n)
                 self.wlen += n + HEADER
                 return None
         if PyObject_CheckBuffer(payload):
@@ -1130,7 +1196,7 @@ cdef class Stream:
                 self.alloc_wbuf()
                 if total + HEADER <= self.wcap - self.wlen:
                     for i in range(count + 1):
-                        memcpy(self.wbuf + self.wlen, bufs[i].base, bufs[i].len)
+                        copy(self.wbuf + self.wlen, bufs[i].base, bufs[i].len)
                         self.wlen += bufs[i].len
                 else:
                     self.send_gathered(bufs, count + 1)
@@ -1146,6 +1212,10 @@ cdef class Stream:
 
 cdef class FrameIterator:
     """Yields the payload of each frame of a Stream until a clean EOF."""
+
+    def __cinit__(self, Stream stream not None):
+        # In __cinit__, so that no way of making one leaves `stream` None.
+        self.stream = stream
 
     def __iter__(self):
         return self

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import socket as _stdlib
 import stat
-from typing import Any, Iterator, List, Optional, Tuple, Union
+from typing import Any, Iterator, List, Optional, Tuple, Union, cast
 
 from fastsock._socket import Socket
 from fastsock._socket import socketpair as _socket_pair
@@ -36,7 +36,9 @@ def _split(address: object) -> Tuple[Any, int]:
 
 def _resolve(host: Any, port: int, flags: int = 0) -> List[Tuple[int, Any]]:
     """(family, sockaddr) pairs to try, in getaddrinfo's order.  A numeric
-    host skips getaddrinfo (it costs a few microseconds per connect)."""
+    host skips getaddrinfo (it costs a few microseconds per connect).  Hosts
+    come back as ASCII bytes: Socket encodes a str host with the (slow, pure
+    Python) idna codec, which a numeric address does not need."""
     if isinstance(host, str) and host:
         family = _stdlib.AF_INET6 if ":" in host else _stdlib.AF_INET
         try:
@@ -44,13 +46,17 @@ def _resolve(host: Any, port: int, flags: int = 0) -> List[Tuple[int, Any]]:
         except (OSError, ValueError):
             pass
         else:
-            return [(family, (host, port))]
+            return [(family, (host.encode("ascii"), port))]
     infos = _stdlib.getaddrinfo(host, port, 0, _stdlib.SOCK_STREAM, 0, flags)
-    return [(family, sockaddr) for family, _, _, _, sockaddr in infos]
+    return [(family, (str(sockaddr[0]).encode("ascii"),) + tuple(sockaddr[1:]))
+            for family, _, _, _, sockaddr in infos]
 
 
-def _set_nodelay(sock: Socket) -> None:
-    if sock.family in (_stdlib.AF_INET, _stdlib.AF_INET6):
+_TCP_FAMILIES = (_stdlib.AF_INET, _stdlib.AF_INET6)
+
+
+def _set_nodelay(sock: Socket, family: int) -> None:
+    if family in _TCP_FAMILIES:
         sock.setsockopt(_stdlib.IPPROTO_TCP, _stdlib.TCP_NODELAY, 1)
 
 
@@ -71,9 +77,10 @@ def connect(address: Address, *, timeout: Optional[float] = None,
     for family, sockaddr in candidates:
         sock = Socket(family, _stdlib.SOCK_STREAM)
         try:
-            sock.settimeout(timeout)
+            if timeout is not None or sock.gettimeout() is not None:
+                sock.settimeout(timeout)    # else one fcntl() saved
             if nodelay:
-                _set_nodelay(sock)
+                _set_nodelay(sock, family)
             if source_address is not None:
                 sock.bind(source_address)
             sock.connect(sockaddr)
@@ -97,11 +104,13 @@ class Listener:
     the listener is closed.  A context manager.
     """
 
-    __slots__ = ("_sock", "_buffer_size", "_max_frame", "_nodelay", "_unix")
+    __slots__ = ("_sock", "_family", "_buffer_size", "_max_frame", "_nodelay",
+                 "_unix")
 
     def __init__(self, sock: Socket, *, buffer_size: int = 65536,
                  max_frame: int = _MAX_FRAME, nodelay: bool = True) -> None:
         self._sock = sock
+        self._family = int(sock.family)
         self._buffer_size = buffer_size
         self._max_frame = max_frame
         self._nodelay = nodelay
@@ -114,7 +123,7 @@ class Listener:
         conn, address = self._sock.accept()
         try:
             if self._nodelay:
-                _set_nodelay(conn)
+                _set_nodelay(conn, self._family)
             return Stream(conn, buffer_size=self._buffer_size,
                           max_frame=self._max_frame), address
         except BaseException:
@@ -223,7 +232,7 @@ def listen(address: Address, *, backlog: int = 128, reuse_port: bool = False,
         listener = Listener(sock, buffer_size=buffer_size, max_frame=max_frame,
                             nodelay=nodelay)
         if family == getattr(_stdlib, "AF_UNIX", None):
-            path = os.fsencode(sockaddr)
+            path = os.fsencode(cast(Union[str, bytes, "os.PathLike[str]"], sockaddr))
             if path and not path.startswith(b"\0"):
                 st = os.stat(path)
                 listener._unix = (path, st.st_dev, st.st_ino)

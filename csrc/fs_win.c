@@ -1,0 +1,884 @@
+/* fs_win.c - the shim on WinSock 2 (Windows Vista and later). */
+#include "fastsock.h"
+
+#include <io.h>
+#include <limits.h>
+#include <mswsock.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(_WIN32_WINNT) && _WIN32_WINNT < 0x0600
+#  error "fastsock needs _WIN32_WINNT >= 0x0600 (InitOnce, WSAPoll bits)"
+#endif
+
+#ifdef _MSC_VER
+#  pragma comment(lib, "ws2_32.lib")
+#  pragma comment(lib, "mswsock.lib")
+#endif
+
+/* Older SDKs lack these; the values are the documented ones. */
+#ifndef WSA_FLAG_NO_HANDLE_INHERIT
+#  define WSA_FLAG_NO_HANDLE_INHERIT 0x80
+#endif
+#ifndef MSG_TRUNC
+#  define MSG_TRUNC 0x0100
+#endif
+
+/* fs_buf_t arrays go to WSASend/WSARecv as they are (see fastsock.h). */
+typedef char fs__wsabuf_layout[
+    (sizeof(fs_buf_t) == sizeof(WSABUF)
+     && offsetof(fs_buf_t, len) == offsetof(WSABUF, len)
+     && offsetof(fs_buf_t, base) == offsetof(WSABUF, buf)) ? 1 : -1];
+
+/* ---- set-up and errors ------------------------------------------------ */
+
+/* WSAGetLastError() is GetLastError(): this also reads the code that a
+ * failed Win32 call (SetHandleInformation, ...) left behind. */
+int fs_last_error(void)
+{
+    int e = WSAGetLastError();
+
+    /* A failure that left no code must still read as one. */
+    return e > 0 ? -e : FS_EINVAL;
+}
+
+static int fs__check(int r)
+{
+    return r == SOCKET_ERROR ? fs_last_error() : r;
+}
+
+static INIT_ONCE fs__wsa_once = INIT_ONCE_STATIC_INIT;
+static int fs__wsa_status;
+
+static BOOL CALLBACK fs__wsa_start(PINIT_ONCE once, PVOID param, PVOID *ctx)
+{
+    WSADATA data;
+    int r = WSAStartup(MAKEWORD(2, 2), &data);
+
+    (void)once; (void)param; (void)ctx;
+    if (r == 0 && data.wVersion != MAKEWORD(2, 2)) {
+        WSACleanup();
+        r = WSAVERNOTSUPPORTED;
+    }
+    /* WSAStartup returns its error instead of setting the last error.
+     * The outcome is kept either way: a second attempt would fail too. */
+    fs__wsa_status = r ? -r : 0;
+    return TRUE;
+}
+
+/* Never paired with WSACleanup(): the library stays up until exit, as in
+ * CPython. */
+int fs_init(void)
+{
+    /* InitOnce publishes fs__wsa_status to every caller it releases. */
+    if (!InitOnceExecuteOnce(&fs__wsa_once, fs__wsa_start, NULL, NULL))
+        return fs_last_error();
+    return fs__wsa_status;
+}
+
+/* The C runtime's errno for a WinSock (or Win32) code.  CPython itself
+ * derives OSError.errno from winerror, so this matters to C callers and
+ * to an OSError built without winerror. */
+static const struct {
+    int winerror;
+    int err_no;
+} fs__errnos[] = {
+    {WSAEINTR, EINTR},
+    {WSAEBADF, EBADF},
+    {WSAEACCES, EACCES},
+    {WSAEFAULT, EFAULT},
+    {WSAEINVAL, EINVAL},
+    {WSAEMFILE, EMFILE},
+    {WSAEWOULDBLOCK, EAGAIN},
+    {WSAEINPROGRESS, EINPROGRESS},
+    {WSAEALREADY, EALREADY},
+    {WSAENOTSOCK, ENOTSOCK},
+    {WSAEDESTADDRREQ, EDESTADDRREQ},
+    {WSAEMSGSIZE, EMSGSIZE},
+    {WSAEPROTOTYPE, EPROTOTYPE},
+    {WSAENOPROTOOPT, ENOPROTOOPT},
+    {WSAEPROTONOSUPPORT, EPROTONOSUPPORT},
+    {WSAESOCKTNOSUPPORT, EPROTONOSUPPORT},
+    {WSAEOPNOTSUPP, EOPNOTSUPP},
+    {WSAEPFNOSUPPORT, EAFNOSUPPORT},
+    {WSAEAFNOSUPPORT, EAFNOSUPPORT},
+    {WSAEADDRINUSE, EADDRINUSE},
+    {WSAEADDRNOTAVAIL, EADDRNOTAVAIL},
+    {WSAENETDOWN, ENETDOWN},
+    {WSAENETUNREACH, ENETUNREACH},
+    {WSAENETRESET, ENETRESET},
+    {WSAECONNABORTED, ECONNABORTED},
+    {WSAECONNRESET, ECONNRESET},
+    {WSAENOBUFS, ENOBUFS},
+    {WSAEISCONN, EISCONN},
+    {WSAENOTCONN, ENOTCONN},
+    {WSAESHUTDOWN, EPIPE},           /* FS_EPIPE: send after shutdown */
+    {WSAETIMEDOUT, ETIMEDOUT},
+    {WSAECONNREFUSED, ECONNREFUSED},
+    {WSAELOOP, ELOOP},
+    {WSAENAMETOOLONG, ENAMETOOLONG},
+    {WSAEHOSTDOWN, EHOSTUNREACH},
+    {WSAEHOSTUNREACH, EHOSTUNREACH},
+    {WSAENOTEMPTY, ENOTEMPTY},
+    {WSA_INVALID_HANDLE, EBADF},
+    {WSA_INVALID_PARAMETER, EINVAL},
+    {WSA_NOT_ENOUGH_MEMORY, ENOMEM},
+    {WSA_OPERATION_ABORTED, ECANCELED},
+    {ERROR_ACCESS_DENIED, EACCES},
+    {ERROR_BROKEN_PIPE, EPIPE},
+    {ERROR_NETNAME_DELETED, ECONNRESET},
+    {ERROR_CONNECTION_ABORTED, ECONNABORTED},
+    {ERROR_CONNECTION_REFUSED, ECONNREFUSED},
+};
+
+static int fs__errno(int winerror)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(fs__errnos) / sizeof(fs__errnos[0]); i++) {
+        if (fs__errnos[i].winerror == winerror)
+            return fs__errnos[i].err_no;
+    }
+    return EINVAL; /* CPython's default for an unmapped code */
+}
+
+/* The system's message in UTF-8 (what the caller decodes), not the ANSI
+ * code page that FormatMessageA would give on a localised system. */
+static void fs__message(int winerror, char *msg, size_t size)
+{
+    WCHAR wide[512];
+    char utf8[1536];
+    DWORD n;
+    int len = 0;
+
+    n = FormatMessageW(FORMAT_MESSAGE_FROM_SYSTEM
+                       | FORMAT_MESSAGE_IGNORE_INSERTS
+                       | FORMAT_MESSAGE_MAX_WIDTH_MASK,
+                       NULL, (DWORD)winerror,
+                       MAKELANGID(LANG_NEUTRAL, SUBLANG_DEFAULT),
+                       wide, sizeof(wide) / sizeof(wide[0]), NULL);
+    /* Drop the trailing blanks and full stop, as CPython does. */
+    while (n > 0 && (wide[n - 1] <= L' ' || wide[n - 1] == L'.'))
+        n--;
+    if (n > 0)
+        len = WideCharToMultiByte(CP_UTF8, 0, wide, (int)n, utf8,
+                                  (int)sizeof(utf8), NULL, NULL);
+    if (len <= 0) {
+        snprintf(msg, size, "Windows error %d", winerror);
+        return;
+    }
+    /* Cut to fit, but never inside a UTF-8 sequence. */
+    if ((size_t)len > size - 1) {
+        len = (int)(size - 1);
+        while (len > 0 && ((unsigned char)utf8[len] & 0xC0) == 0x80)
+            len--;
+    }
+    memcpy(msg, utf8, (size_t)len);
+    msg[len] = '\0';
+}
+
+void fs_error_info(int code, int *err_no, int *winerror, char *msg,
+                   size_t size)
+{
+    *winerror = -code;
+    *err_no = fs__errno(-code);
+    if (size > 0)
+        fs__message(-code, msg, size);
+}
+
+int64_t fs_monotonic_ns(void)
+{
+    LARGE_INTEGER now, freq;
+
+    /* Neither call can fail since Windows XP. */
+    QueryPerformanceFrequency(&freq);
+    QueryPerformanceCounter(&now);
+    /* Split so that now * 10^9 cannot overflow. */
+    return (now.QuadPart / freq.QuadPart) * 1000000000
+           + (now.QuadPart % freq.QuadPart) * 1000000000 / freq.QuadPart;
+}
+
+/* WSASend/WSARecv have no documented limit; this bounds the caller's
+ * stack arrays and matches Linux. */
+int fs_iov_max(void)
+{
+    return 1024;
+}
+
+/* ---- lengths ----------------------------------------------------------- */
+
+/* WinSock counts bytes in an int: a longer request becomes a short one. */
+static int fs__clamp(size_t len)
+{
+    return len > INT_MAX ? INT_MAX : (int)len;
+}
+
+/* The buffers of one WSASend/WSARecv: the leading ones whose total fits in
+ * INT_MAX bytes (the count comes back in a DWORD and WinSock misbehaves
+ * past INT_MAX), or, if the first alone is longer, a copy of it cut to
+ * INT_MAX in *tmp.  An empty list becomes one empty buffer, so that an
+ * empty datagram can be sent.  Stores the count in *count. */
+static WSABUF *fs__wsabufs(const fs_buf_t *bufs, size_t n, WSABUF *tmp,
+                           DWORD *count)
+{
+    size_t total = 0;
+    size_t i;
+
+    if (n > MAXDWORD)
+        n = MAXDWORD;
+    for (i = 0; i < n; i++) {
+        if (bufs[i].len > INT_MAX - total)
+            break;
+        total += bufs[i].len;
+    }
+    if (i == 0) {
+        tmp->buf = n > 0 ? bufs[0].base : NULL;
+        tmp->len = n > 0 ? INT_MAX : 0;
+        *count = 1;
+        return tmp;
+    }
+    *count = (DWORD)i;
+    /* WSASend does not write to the array; its prototype is not const. */
+    return (WSABUF *)bufs;
+}
+
+static size_t fs__wsabufs_total(const WSABUF *b, DWORD count)
+{
+    size_t total = 0;
+    DWORD i;
+
+    for (i = 0; i < count; i++)
+        total += b[i].len;
+    return total;
+}
+
+/* ---- life cycle -------------------------------------------------------- */
+
+int fs_socket(int family, int type, int proto, fs_sock_t *out)
+{
+    SOCKET s;
+    int err = fs_init();
+
+    if (err < 0)
+        return err;
+    /* WSA_FLAG_OVERLAPPED is what socket() implies; fs_sendfile() needs
+     * it to read the file at an offset. */
+    s = WSASocketW(family, type, proto, NULL, 0,
+                   WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+    if (s == INVALID_SOCKET && WSAGetLastError() == WSAEINVAL) {
+        /* Windows 7 without SP1 rejects WSA_FLAG_NO_HANDLE_INHERIT. */
+        s = WSASocketW(family, type, proto, NULL, 0, WSA_FLAG_OVERLAPPED);
+        if (s != INVALID_SOCKET
+            && !SetHandleInformation((HANDLE)s, HANDLE_FLAG_INHERIT, 0)) {
+            err = fs_last_error();
+            closesocket(s);
+            return err;
+        }
+    }
+    if (s == INVALID_SOCKET)
+        return fs_last_error();
+    *out = s;
+    return 0;
+}
+
+int fs_close(fs_sock_t s)
+{
+    return closesocket(s) == 0 ? 0 : fs_last_error();
+}
+
+int fs_set_nonblocking(fs_sock_t s, int on)
+{
+    u_long mode = on != 0;
+
+    return ioctlsocket(s, FIONBIO, &mode) == 0 ? 0 : fs_last_error();
+}
+
+int fs_sock_info(fs_sock_t s, int *family, int *type, int *proto)
+{
+    WSAPROTOCOL_INFOW info;
+    struct sockaddr_storage ss;
+    int len = (int)sizeof(info);
+    int err = fs_init();
+
+    if (err < 0)
+        return err;
+    /* First, so that a handle that is no socket fails with WSAENOTSOCK. */
+    if (getsockopt(s, SOL_SOCKET, SO_PROTOCOL_INFOW, (char *)&info,
+                   &len) != 0)
+        return fs_last_error();
+    memset(&ss, 0, sizeof(ss));
+    len = (int)sizeof(ss);
+    /* getsockname() fails on an unbound socket (WSAEINVAL); the
+     * protocol's family is the answer then. */
+    if (getsockname(s, (struct sockaddr *)&ss, &len) == 0)
+        *family = ss.ss_family;
+    else
+        *family = info.iAddressFamily;
+    len = (int)sizeof(*type);
+    if (getsockopt(s, SOL_SOCKET, SO_TYPE, (char *)type, &len) != 0)
+        return fs_last_error();
+    *proto = info.iProtocol;
+    return 0;
+}
+
+/* ---- addresses and options -------------------------------------------- */
+
+int fs_bind(fs_sock_t s, const struct sockaddr *addr, fs_socklen_t len)
+{
+    return fs__check(bind(s, addr, len));
+}
+
+int fs_listen(fs_sock_t s, int backlog)
+{
+    return fs__check(listen(s, backlog));
+}
+
+/* A non-blocking connect() fails with WSAEWOULDBLOCK, which is
+ * FS_EINPROGRESS. */
+int fs_connect(fs_sock_t s, const struct sockaddr *addr, fs_socklen_t len)
+{
+    return fs__check(connect(s, addr, len));
+}
+
+int fs_connect_result(fs_sock_t s)
+{
+    int err = 0;
+    int len = (int)sizeof(err);
+
+    if (getsockopt(s, SOL_SOCKET, SO_ERROR, (char *)&err, &len) != 0)
+        return fs_last_error();
+    return err ? -err : 0;
+}
+
+int fs_accept(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len,
+              fs_sock_t *out)
+{
+    u_long blocking = 0;
+    SOCKET c = accept(s, addr, len);
+
+    if (c == INVALID_SOCKET)
+        return fs_last_error();
+    /* The new socket copies the listener's properties; make it private
+     * (as CPython does) and blocking, as fastsock.h promises.  FIONBIO
+     * fails only under WSAEventSelect, which is the caller's business. */
+    if (!SetHandleInformation((HANDLE)c, HANDLE_FLAG_INHERIT, 0)) {
+        int err = fs_last_error();
+        closesocket(c);
+        return err;
+    }
+    ioctlsocket(c, FIONBIO, &blocking);
+    *out = c;
+    return 0;
+}
+
+int fs_shutdown(fs_sock_t s, int how)
+{
+    return fs__check(shutdown(s, how));
+}
+
+int fs_getsockname(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len)
+{
+    return fs__check(getsockname(s, addr, len));
+}
+
+int fs_getpeername(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len)
+{
+    return fs__check(getpeername(s, addr, len));
+}
+
+int fs_setsockopt(fs_sock_t s, int level, int name, const void *value,
+                  fs_socklen_t len)
+{
+    return fs__check(setsockopt(s, level, name, (const char *)value, len));
+}
+
+int fs_getsockopt(fs_sock_t s, int level, int name, void *value,
+                  fs_socklen_t *len)
+{
+    return fs__check(getsockopt(s, level, name, (char *)value, len));
+}
+
+/* ---- socketpair -------------------------------------------------------- */
+
+/* Whether a and b hold the same IP address and port. */
+static int fs__same_addr(const struct sockaddr_storage *a,
+                         const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return 0;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const struct sockaddr_in *)a;
+        const struct sockaddr_in *y = (const struct sockaddr_in *)b;
+        return x->sin_port == y->sin_port
+               && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a;
+        const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)b;
+        return x->sin6_port == y->sin6_port
+               && memcmp(&x->sin6_addr, &y->sin6_addr,
+                         sizeof(x->sin6_addr)) == 0;
+    }
+    return 0;
+}
+
+/* Whether the accepted socket `srv` is the other end of `cli`: anything
+ * on the machine can connect to the listener before cli does. */
+static int fs__is_peer(fs_sock_t srv, fs_sock_t cli)
+{
+    struct sockaddr_storage a, b;
+    int alen = (int)sizeof(a), blen = (int)sizeof(b);
+
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    if (getpeername(srv, (struct sockaddr *)&a, &alen) != 0
+        || getsockname(cli, (struct sockaddr *)&b, &blen) != 0
+        || !fs__same_addr(&a, &b))
+        return 0;
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    alen = (int)sizeof(a);
+    blen = (int)sizeof(b);
+    return getsockname(srv, (struct sockaddr *)&a, &alen) == 0
+           && getpeername(cli, (struct sockaddr *)&b, &blen) == 0
+           && fs__same_addr(&a, &b);
+}
+
+/* Strangers accepted before our own connection, at most. */
+#define FS__PAIR_STRANGERS 64
+
+/* WinSock has no socketpair(): a loopback listener connects two TCP
+ * sockets, as CPython's socket.socketpair() does on Windows. */
+int fs_socketpair(int family, int type, int proto, fs_sock_t out[2])
+{
+    struct sockaddr_storage addr;
+    fs_sock_t lsn = INVALID_SOCKET, cli = INVALID_SOCKET;
+    fs_sock_t srv = INVALID_SOCKET;
+    int len, err, tries, on = 1;
+
+    if (family != AF_INET && family != AF_INET6)
+        return -WSAEAFNOSUPPORT;
+    if (type != SOCK_STREAM)
+        return FS_EOPNOTSUPP;
+    if (proto != 0 && proto != IPPROTO_TCP)
+        return -WSAEPROTONOSUPPORT;
+
+    memset(&addr, 0, sizeof(addr));
+    if (family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&addr;
+        a->sin_family = AF_INET;
+        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        len = (int)sizeof(*a);
+    }
+    else {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&addr;
+        a->sin6_family = AF_INET6;
+        a->sin6_addr = in6addr_loopback;
+        len = (int)sizeof(*a);
+    }
+
+    err = fs_socket(family, SOCK_STREAM, proto, &lsn);
+    if (err < 0)
+        return err;
+    /* Without it, a socket bound later with SO_REUSEADDR could take over
+     * the port and receive our connection. */
+    if (setsockopt(lsn, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, (const char *)&on,
+                   (int)sizeof(on)) != 0
+        || bind(lsn, (struct sockaddr *)&addr, len) != 0
+        || listen(lsn, SOMAXCONN) != 0
+        || getsockname(lsn, (struct sockaddr *)&addr, &len) != 0) {
+        err = fs_last_error();
+        goto fail;
+    }
+    err = fs_socket(family, SOCK_STREAM, proto, &cli);
+    if (err < 0)
+        goto fail;
+    /* Completes once the listener's backlog holds it, before accept(). */
+    if (connect(cli, (struct sockaddr *)&addr, len) != 0) {
+        err = fs_last_error();
+        goto fail;
+    }
+    for (tries = 0;; tries++) {
+        err = fs_accept(lsn, NULL, NULL, &srv);
+        if (err < 0)
+            goto fail;
+        if (fs__is_peer(srv, cli))
+            break;
+        closesocket(srv);
+        srv = INVALID_SOCKET;
+        if (tries == FS__PAIR_STRANGERS) {
+            err = FS_ECONNABORTED;
+            goto fail;
+        }
+    }
+    closesocket(lsn);
+    out[0] = cli;
+    out[1] = srv;
+    return 0;
+
+fail:
+    if (cli != INVALID_SOCKET)
+        closesocket(cli);
+    closesocket(lsn);
+    return err;
+}
+
+/* ---- data -------------------------------------------------------------- */
+
+/* No SIGPIPE on Windows: the flags go through unchanged. */
+fs_ssize_t fs_send(fs_sock_t s, const void *buf, size_t len, int flags)
+{
+    return fs__check(send(s, (const char *)buf, fs__clamp(len), flags));
+}
+
+/* A datagram longer than len fails with FS_EMSGSIZE (the start of it is in
+ * buf), as CPython reports it on Windows; fs_recvmsg() and the batch say
+ * MSG_TRUNC / FS_DGRAM_TRUNC instead. */
+fs_ssize_t fs_recv(fs_sock_t s, void *buf, size_t len, int flags)
+{
+    return fs__check(recv(s, (char *)buf, fs__clamp(len), flags));
+}
+
+fs_ssize_t fs_sendto(fs_sock_t s, const void *buf, size_t len, int flags,
+                     const struct sockaddr *addr, fs_socklen_t addrlen)
+{
+    return fs__check(sendto(s, (const char *)buf, fs__clamp(len), flags,
+                            addr, addrlen));
+}
+
+fs_ssize_t fs_recvfrom(fs_sock_t s, void *buf, size_t len, int flags,
+                       struct sockaddr *addr, fs_socklen_t *addrlen)
+{
+    return fs__check(recvfrom(s, (char *)buf, fs__clamp(len), flags, addr,
+                              addr ? addrlen : NULL));
+}
+
+fs_ssize_t fs_sendmsg(fs_sock_t s, const fs_buf_t *bufs, size_t n,
+                      const struct sockaddr *addr, fs_socklen_t addrlen,
+                      const void *control, size_t controllen, int flags)
+{
+    WSABUF tmp, *b;
+    DWORD count, sent = 0;
+    int r;
+
+    (void)control;
+    /* WSASendMsg takes control data only for a few IP options; the
+     * header promises none. */
+    if (controllen != 0)
+        return FS_EOPNOTSUPP;
+    b = fs__wsabufs(bufs, n, &tmp, &count);
+    if (addr)
+        r = WSASendTo(s, b, count, &sent, (DWORD)flags, addr, addrlen,
+                      NULL, NULL);
+    else
+        r = WSASend(s, b, count, &sent, (DWORD)flags, NULL, NULL);
+    return r == 0 ? (fs_ssize_t)sent : fs_last_error();
+}
+
+fs_ssize_t fs_sendv(fs_sock_t s, const fs_buf_t *bufs, size_t n, int flags)
+{
+    return fs_sendmsg(s, bufs, n, NULL, 0, NULL, 0, flags);
+}
+
+fs_ssize_t fs_recvmsg(fs_sock_t s, fs_buf_t *bufs, size_t n,
+                      struct sockaddr *addr, fs_socklen_t *addrlen,
+                      void *control, size_t *controllen, int *msg_flags,
+                      int flags)
+{
+    WSABUF tmp, *b;
+    DWORD count, got = 0, fl = (DWORD)flags;
+    int r;
+
+    (void)control;
+    b = fs__wsabufs(bufs, n, &tmp, &count);
+    if (addr)
+        r = WSARecvFrom(s, b, count, &got, &fl, addr, addrlen, NULL, NULL);
+    else
+        r = WSARecv(s, b, count, &got, &fl, NULL, NULL);
+    if (r != 0) {
+        int err = fs_last_error();
+
+        /* The buffers hold the start of a longer datagram, the rest is
+         * lost: what POSIX reports as a full read with MSG_TRUNC. */
+        if (err != FS_EMSGSIZE)
+            return err;
+        got = (DWORD)fs__wsabufs_total(b, count);
+        fl = MSG_TRUNC;
+    }
+    if (controllen)
+        *controllen = 0;
+    if (msg_flags)
+        *msg_flags = (int)fl;
+    return (fs_ssize_t)got;
+}
+
+fs_ssize_t fs_recvv(fs_sock_t s, fs_buf_t *bufs, size_t n, int flags)
+{
+    return fs_recvmsg(s, bufs, n, NULL, NULL, NULL, NULL, NULL, flags);
+}
+
+/* ---- sendfile ---------------------------------------------------------- */
+
+#if defined(_MSC_VER) || defined(_UCRT)
+#  ifndef _MSC_VER
+/* mingw-w64 links it from ucrtbase.dll but declares it nowhere. */
+_CRTIMP _invalid_parameter_handler __cdecl
+_set_thread_local_invalid_parameter_handler(_invalid_parameter_handler h);
+#  endif
+
+/* The CRT's invalid-parameter handler, which by default ends the process,
+ * runs for a descriptor that is not open: silence it for this call. */
+static void __cdecl fs__ignore_iph(const wchar_t *expr, const wchar_t *func,
+                                   const wchar_t *file, unsigned int line,
+                                   uintptr_t reserved)
+{
+    (void)expr; (void)func; (void)file; (void)line; (void)reserved;
+}
+
+static HANDLE fs__osfhandle(int fd)
+{
+    _invalid_parameter_handler old;
+    intptr_t h;
+
+    old = _set_thread_local_invalid_parameter_handler(fs__ignore_iph);
+    h = _get_osfhandle(fd);
+    _set_thread_local_invalid_parameter_handler(old);
+    return (HANDLE)h;
+}
+#else
+/* msvcrt.dll just fails with EBADF. */
+static HANDLE fs__osfhandle(int fd)
+{
+    return (HANDLE)_get_osfhandle(fd);
+}
+#endif
+
+/* One TransmitFile call sends at most this many bytes. */
+#define FS__TRANSMIT_MAX ((DWORD)INT_MAX - 1)
+
+/* The file is read at *offset through the OVERLAPPED (its file pointer is
+ * not used), and the call waits for TransmitFile to finish, also on a
+ * non-blocking socket, whose mode WinSock cannot report. */
+fs_ssize_t fs_sendfile(fs_sock_t s, int fd, int64_t *offset, size_t count)
+{
+    HANDLE file, event;
+    LARGE_INTEGER size;
+    OVERLAPPED ov;
+    DWORD want, sent = 0, fl = 0;
+    int64_t left;
+    int err = 0;
+
+    if (fd < 0)
+        return -WSAEBADF;
+    file = fs__osfhandle(fd);
+    if (file == INVALID_HANDLE_VALUE)
+        return -WSAEBADF;
+    /* TransmitFile reads disk files; pipes and consoles have no offset. */
+    if (GetFileType(file) != FILE_TYPE_DISK || !GetFileSizeEx(file, &size))
+        return FS_EOPNOTSUPP;
+    if (*offset < 0)
+        return FS_EINVAL;
+    if (*offset >= size.QuadPart || count == 0)
+        return 0;
+    /* Bounded by the file's end, as nNumberOfBytesToWrite 0 would mean
+     * "the whole file". */
+    left = size.QuadPart - *offset;
+    want = FS__TRANSMIT_MAX;
+    if ((uint64_t)left < want)
+        want = (DWORD)left;
+    if (count < want)
+        want = (DWORD)count;
+
+    event = CreateEventW(NULL, TRUE, FALSE, NULL);
+    if (event == NULL)
+        return fs_last_error();
+    memset(&ov, 0, sizeof(ov));
+    ov.Offset = (DWORD)((uint64_t)*offset & 0xFFFFFFFFu);
+    ov.OffsetHigh = (DWORD)((uint64_t)*offset >> 32);
+    /* The low bit keeps the completion away from an I/O completion port
+     * that the socket may be bound to: ov lives on this stack. */
+    ov.hEvent = (HANDLE)((uintptr_t)event | 1);
+    if (!TransmitFile(s, file, want, 0, &ov, NULL, 0)
+        && WSAGetLastError() != WSA_IO_PENDING)
+        err = fs_last_error();
+    else if (!WSAGetOverlappedResult(s, &ov, &sent, TRUE, &fl))
+        err = fs_last_error();
+    CloseHandle(event);
+    if (err < 0)
+        return err;
+    *offset += sent;
+    return (fs_ssize_t)sent;
+}
+
+/* ---- batches ----------------------------------------------------------- */
+
+/* Whether a datagram is queued.  FIONREAD counts bytes, so an empty
+ * datagram is missed: the batch then just ends early. */
+static int fs__queued(fs_sock_t s)
+{
+    u_long avail = 0;
+
+    return ioctlsocket(s, FIONREAD, &avail) == 0 && avail > 0;
+}
+
+/* No recvmmsg: a loop, the later datagrams taken only if queued. */
+int fs_recv_batch(fs_sock_t s, fs_dgram_t *d, size_t n, int flags)
+{
+    size_t i;
+
+    for (i = 0; i < n && i < INT_MAX; i++) {
+        int mflags = 0;
+        fs_ssize_t r;
+
+        if (i > 0 && !fs__queued(s))
+            break;
+        r = fs_recvmsg(s, d[i].bufs, d[i].nbufs, d[i].addr,
+                       d[i].addr ? &d[i].addrlen : NULL, NULL, NULL,
+                       &mflags, flags);
+        if (r < 0) {
+            if (i == 0)
+                return (int)r;
+            break;
+        }
+        if (!d[i].addr)
+            d[i].addrlen = 0;
+        d[i].len = (size_t)r;
+        d[i].flags = (mflags & MSG_TRUNC) ? FS_DGRAM_TRUNC : 0;
+    }
+    return (int)i;
+}
+
+int fs_send_batch(fs_sock_t s, const fs_dgram_t *d, size_t n, int flags)
+{
+    size_t i;
+
+    for (i = 0; i < n && i < INT_MAX; i++) {
+        fs_ssize_t r = fs_sendmsg(s, d[i].bufs, d[i].nbufs, d[i].addr,
+                                  d[i].addrlen, NULL, 0, flags);
+        if (r < 0) {
+            if (i == 0)
+                return (int)r;
+            break;
+        }
+    }
+    return (int)i;
+}
+
+/* Windows 10 has UDP send offload too (UDP_SEND_MSG_SIZE), not used yet:
+ * the datagrams go through fs_send_batch. */
+int fs_send_segments(fs_sock_t s, const fs_buf_t *bufs, size_t n, size_t seg,
+                     const struct sockaddr *addr, fs_socklen_t addrlen,
+                     int flags)
+{
+    (void)s; (void)bufs; (void)n; (void)seg; (void)addr; (void)addrlen;
+    (void)flags;
+    return FS_EOPNOTSUPP;
+}
+
+/* ---- readiness --------------------------------------------------------- */
+
+/* select(), not WSAPoll(): before Windows 10 2004 (so on Server 2019)
+ * WSAPoll() never reports a failed non-blocking connect and waits out the
+ * whole timeout; select() reports it in exceptfds, as CPython relies on.
+ * An fd_set is a list of handles, so FD_SETSIZE limits nothing here. */
+int fs_wait(fs_sock_t s, int events, int timeout_ms)
+{
+    fd_set rd, wr, ex;
+    struct timeval tv;
+    int r, ready = 0;
+
+    FD_ZERO(&rd);
+    FD_ZERO(&wr);
+    FD_ZERO(&ex);
+    if (events & FS_POLLIN)
+        FD_SET(s, &rd);
+    if (events & FS_POLLOUT)
+        FD_SET(s, &wr);
+    /* exceptfds also flags out-of-band data, which a reader must not
+     * take for readiness, so only a writer (a connect) watches it; an
+     * empty wait watches it too, as select() refuses three empty sets. */
+    if ((events & FS_POLLOUT) || !(events & FS_POLLIN))
+        FD_SET(s, &ex);
+    tv.tv_sec = timeout_ms / 1000;
+    tv.tv_usec = (timeout_ms % 1000) * 1000;
+    r = select(0, &rd, &wr, &ex, timeout_ms < 0 ? NULL : &tv);
+    if (r == SOCKET_ERROR)
+        return fs_last_error();
+    if (FD_ISSET(s, &rd))
+        ready |= FS_POLLIN;
+    if (FD_ISSET(s, &wr))
+        ready |= FS_POLLOUT;
+    /* A failed connect counts as ready: fs_connect_result() reports it. */
+    if (FD_ISSET(s, &ex))
+        ready |= events;
+    return ready;
+}
+
+/* ---- AF_UNIX addresses (Windows 10 1803 and later) -------------------- */
+
+/* afunix.h's SOCKADDR_UN, which older SDKs lack. */
+struct fs__sockaddr_un {
+    ADDRESS_FAMILY sun_family;
+    char sun_path[108];
+};
+
+int fs_addr_unix(fs_addr_t *a, const char *path, size_t len)
+{
+    struct fs__sockaddr_un *un = (struct fs__sockaddr_un *)&a->ss;
+
+    memset(a, 0, sizeof(*a));
+    if (len >= sizeof(un->sun_path) + (len > 0 && path[0] == '\0'))
+        return FS_EINVAL;
+    un->sun_family = AF_UNIX;
+    memcpy(un->sun_path, path, len);
+    /* As on POSIX: an abstract name (leading NUL) is exactly its bytes, a
+     * path gets its NUL; WinSock refuses what it does not support. */
+    a->len = (fs_socklen_t)(offsetof(struct fs__sockaddr_un, sun_path) + len
+                            + (len > 0 && path[0] != '\0'));
+    return 0;
+}
+
+int fs_addr_unix_path(const fs_addr_t *a, const char **path)
+{
+    const struct fs__sockaddr_un *un =
+        (const struct fs__sockaddr_un *)&a->ss;
+    size_t off = offsetof(struct fs__sockaddr_un, sun_path);
+    size_t len;
+
+    *path = un->sun_path;
+    if ((size_t)a->len <= off)
+        return 0;
+    len = (size_t)a->len - off;
+    if (len > sizeof(un->sun_path))
+        len = sizeof(un->sun_path);
+    if (un->sun_path[0] == '\0')
+        return (int)len; /* abstract: every byte counts */
+    /* A path ends at its first NUL, whatever length WinSock gave. */
+    return (int)strnlen(un->sun_path, len);
+}
+
+/* ---- ancillary data: none on Windows ---------------------------------- */
+
+size_t fs_cmsg_space(size_t datalen)
+{
+    (void)datalen;
+    return 0;
+}
+
+int fs_cmsg_put(void *control, size_t size, size_t *used, int level,
+                int type, const void *data, size_t len)
+{
+    (void)control; (void)size; (void)used; (void)level; (void)type;
+    (void)data; (void)len;
+    return FS_EOPNOTSUPP;
+}
+
+int fs_cmsg_next(const void *control, size_t size, size_t *offset,
+                 int *level, int *type, const void **data, size_t *len)
+{
+    (void)control; (void)size; (void)offset; (void)level; (void)type;
+    (void)data; (void)len;
+    return 0;
+}
