@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Optional, Union
 
 from fastsock._socket import Socket
 from fastsock._stream import Stream
-from fastsock.client import Address, _is_unix, _set_nodelay, listen
+from fastsock.client import Address, _is_unix, listen
 
 __all__ = ["Server"]
 
@@ -168,6 +168,7 @@ class Server:
         self._sock = self._listener.socket
         self._sock.settimeout(0)      # the loop waits in select(), see below
         self._address = self._listener.address
+        self._tcp = self._sock.family in (_stdlib.AF_INET, _stdlib.AF_INET6)
         self._cond = threading.Condition(threading.Lock())
         self._state = _NEW
         self._count = 0                  # connections open (handlers running)
@@ -383,10 +384,11 @@ class Server:
         try:
             # Replies are small and latency matters (as Listener does).
             # A peer gone already is the handler's to find out.
-            try:
-                _set_nodelay(conn)
-            except OSError:
-                pass
+            if self._tcp:
+                try:
+                    conn.setsockopt(_stdlib.IPPROTO_TCP, _stdlib.TCP_NODELAY, 1)
+                except OSError:
+                    pass
             stream = Stream(conn, buffer_size=self._buffer_size)
             with self._cond:
                 self._open[stream] = None
