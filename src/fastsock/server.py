@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
+import os
 import selectors
 import socket as _stdlib
 import threading
@@ -25,7 +26,7 @@ from typing import Any, Callable, Iterable, Optional, Union
 
 from fastsock._socket import Socket
 from fastsock._stream import Stream
-from fastsock.client import Address, _is_unix, listen
+from fastsock.client import Address, listen
 
 __all__ = ["Server"]
 
@@ -149,7 +150,8 @@ class Server:
         if buffer_size < 1:
             raise ValueError("buffer_size must be positive")
         # Checked before binding, so a bad allow list leaves nothing open.
-        self._allow = _make_filter(allow, -1 if _is_unix(address) else _stdlib.AF_INET)
+        unix = isinstance(address, (str, bytes, bytearray, os.PathLike))
+        self._allow = _make_filter(allow, -1 if unix else _stdlib.AF_INET)
         self._handler = handler
         self._max = max_connections
         self._buffer_size = buffer_size
