@@ -55,7 +55,11 @@ def _resolve(host: Any, port: int, flags: int = 0) -> List[Tuple[int, Any]]:
 _TCP_FAMILIES = (_stdlib.AF_INET, _stdlib.AF_INET6)
 
 
-def _set_nodelay(sock: Socket, family: int) -> None:
+def _set_nodelay(sock: Socket, family: Optional[int] = None) -> None:
+    """TCP_NODELAY on a TCP socket; `family`, when the caller knows it,
+    saves reading sock.family (which builds an enum member each time)."""
+    if family is None:
+        family = int(sock.family)
     if family in _TCP_FAMILIES:
         sock.setsockopt(_stdlib.IPPROTO_TCP, _stdlib.TCP_NODELAY, 1)
 
