@@ -34,7 +34,6 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 KINDS = ("fastsock", "threading", "asyncio", "selectors")
 BASELINE = "threading"
 
@@ -141,11 +140,12 @@ def build_loadgen(directory):
 
 
 def start_server(kind, cpu, wrap=()):
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"))
+    # The server imports fastsock as this process would (PYTHONPATH=src for
+    # an in-place build, else the installed package).
     proc = subprocess.Popen(
         [*wrap, sys.executable, os.path.abspath(__file__), "--serve", kind,
          "--cpu", str(cpu)],
-        stdout=subprocess.PIPE, text=True, env=env)
+        stdout=subprocess.PIPE, text=True)
     port = int(proc.stdout.readline())
     return proc, port
 
