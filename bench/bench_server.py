@@ -18,7 +18,8 @@ limit; system time is the kernel's TCP and scheduling work) and, where
 from kernel tracepoints (which, unlike strace, do not slow it down).
 
     python bench/bench_server.py [--rounds 5] [--seconds 2] [--futex]
-    python -m pytest bench/bench_server.py      (pytest-benchmark; same run)
+    python -m pytest -s bench/bench_server.py   (pytest-benchmark; the same
+                                                 runs, figures in extra_info)
 
 --futex also counts futex calls per request of the threaded servers with
 `strace -f -c --seccomp-bpf -e trace=futex` (under strace, so slower).
@@ -33,7 +34,6 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 KINDS = ("fastsock", "threading", "asyncio", "selectors")
 BASELINE = "threading"
 
@@ -140,11 +140,12 @@ def build_loadgen(directory):
 
 
 def start_server(kind, cpu, wrap=()):
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"))
+    # The server imports fastsock as this process would (PYTHONPATH=src for
+    # an in-place build, else the installed package).
     proc = subprocess.Popen(
         [*wrap, sys.executable, os.path.abspath(__file__), "--serve", kind,
          "--cpu", str(cpu)],
-        stdout=subprocess.PIPE, text=True, env=env)
+        stdout=subprocess.PIPE, text=True)
     port = int(proc.stdout.readline())
     return proc, port
 
@@ -323,7 +324,7 @@ def test_w6_server_requests_per_second(benchmark):
     results = {}
 
     def run():
-        results.update(measure(rounds=5, seconds=2.0))
+        results.update(measure(rounds=5, seconds=2.0, counts=perf_usable()))
 
     benchmark.pedantic(run, rounds=1, iterations=1)
     medians = report(results)
@@ -371,13 +372,19 @@ def main():
                        server_cpu=args.cpu, client_cpu=args.client_cpu,
                        quiet=args.quiet, reconnect=True))
     if args.futex:
-        for kind in ("fastsock", "threading"):
-            if kind in kinds:
+        # Under strace every futex call stops the server, which changes the
+        # contention it counts: interleave several runs and take medians.
+        traced = {kind: [] for kind in ("fastsock", "threading") if kind in kinds}
+        for _ in range(3):
+            for kind, runs in traced.items():
                 calls, requests = futex_per_request(kind, args.seconds,
                                                     args.connections, args.cpu,
                                                     args.client_cpu)
-                print(f"futex calls per request, {kind}: {calls / requests:.2f} "
-                      f"({calls} calls, {requests:.0f} requests under strace)")
+                runs.append(calls / requests)
+        for kind, runs in traced.items():
+            print(f"futex calls per request under strace, {kind}: median "
+                  f"{statistics.median(runs):.1f} (runs: "
+                  f"{', '.join(f'{r:.1f}' for r in runs)})")
 
 
 if __name__ == "__main__":

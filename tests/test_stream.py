@@ -246,7 +246,7 @@ def test_readinto_kinds(pair, make):
 
 
 def test_readinto_numpy(pair):
-    np = pytest.importorskip("numpy")
+    import numpy as np
     s, b = pair()
     b.sendall(bytes(range(256)) * 4)
     arr = np.zeros(1024, dtype=np.uint8)
@@ -304,7 +304,7 @@ def test_readinto_rejects_bad_buffers(pair):
     s, b = pair()
     with pytest.raises(TypeError):
         s.readinto(b"read-only")
-    with pytest.raises((TypeError, BufferError)):
+    with pytest.raises(TypeError):
         s.readinto(memoryview(bytearray(10))[::2])
     with pytest.raises(TypeError):
         s.readinto(None)
@@ -509,7 +509,7 @@ def test_write_rejects_bad_input(pair):
     for bad in ("text", None, 3):
         with pytest.raises(TypeError):
             s.write(bad)
-    with pytest.raises((TypeError, BufferError)):      # not C-contiguous
+    with pytest.raises(BufferError):    # not C-contiguous: as the stdlib
         s.write(memoryview(b"abcd")[::2])
     with pytest.raises(TypeError):
         s.writelines([b"ok", "text"])
@@ -811,8 +811,6 @@ def test_send_frame_rejects_bad_input(pair):
     for bad in ("text", 5, None, [b"ok", "text"], [b"ok", 3]):
         with pytest.raises(TypeError):
             s.send_frame(bad)
-    with pytest.raises((TypeError, BufferError)):
-        s.send_frame([b"ok", memoryview(b"abcd")[::2]])
     s.send_frame(b"after")                     # the stream is still usable
 
 

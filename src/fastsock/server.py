@@ -3,9 +3,9 @@
 The accept loop runs on one thread and hands each admitted connection to a
 handler thread.  Handler threads are kept after their connection ends and
 reused for the next one: the hand-off is one put on a C queue
-(``_queue.SimpleQueue``) instead of a thread start per connection.  The
-bytes never pass through Python here: the accept is ``Socket.accept`` and
-the handler reads and writes through the C ``Stream``.
+(``_queue.SimpleQueue``) instead of a thread start per connection.  Nothing
+here runs per byte or per request: the accept is ``Socket.accept`` and the
+handler reads and writes through the C ``Stream``.
 
 Shutdown is graceful in three steps: stop accepting; shut down the
 receiving side of every open connection, so handlers waiting for a request
@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
+import os
 import selectors
 import socket as _stdlib
 import threading
@@ -25,7 +26,7 @@ from typing import Any, Callable, Iterable, Optional, Union
 
 from fastsock._socket import Socket
 from fastsock._stream import Stream
-from fastsock.client import Address, _is_unix, _set_nodelay, listen
+from fastsock.client import Address, listen
 
 __all__ = ["Server"]
 
@@ -46,12 +47,11 @@ _SKIP = frozenset(
         "ENONET", "EHOSTUNREACH", "EOPNOTSUPP", "ENETUNREACH", "EPERM",
         "ECONNRESET")
     if hasattr(errno, name))
-# Out of descriptors or memory, the connection stays queued and the
-# listener stays readable, so retrying at once would spin.  Pause instead,
-# until a connection ends or the back-off runs out.
-# Any other failure (EMFILE, ENFILE, ENOBUFS, ENOMEM above all) gets the
-# same pause, doubling up to a second; only a listener that is gone ends
-# the loop.
+# Any other failure pauses the loop, EMFILE, ENFILE, ENOBUFS and ENOMEM
+# above all: out of descriptors or memory the connection stays queued and
+# the listener stays readable, so retrying at once would spin.  The pause
+# lasts until a connection ends or the back-off (doubling up to a second)
+# runs out.  Only a listener that is gone ends the loop.
 _FATAL = frozenset((errno.EBADF, errno.EINVAL, errno.ENOTSOCK))
 _BACKOFF_FIRST = 0.005
 _BACKOFF_MAX = 1.0
@@ -150,7 +150,8 @@ class Server:
         if buffer_size < 1:
             raise ValueError("buffer_size must be positive")
         # Checked before binding, so a bad allow list leaves nothing open.
-        self._allow = _make_filter(allow, -1 if _is_unix(address) else _stdlib.AF_INET)
+        unix = isinstance(address, (str, bytes, bytearray, os.PathLike))
+        self._allow = _make_filter(allow, -1 if unix else _stdlib.AF_INET)
         self._handler = handler
         self._max = max_connections
         self._buffer_size = buffer_size
@@ -169,6 +170,7 @@ class Server:
         self._sock = self._listener.socket
         self._sock.settimeout(0)      # the loop waits in select(), see below
         self._address = self._listener.address
+        self._tcp = self._sock.family in (_stdlib.AF_INET, _stdlib.AF_INET6)
         self._cond = threading.Condition(threading.Lock())
         self._state = _NEW
         self._count = 0                  # connections open (handlers running)
@@ -384,10 +386,11 @@ class Server:
         try:
             # Replies are small and latency matters (as Listener does).
             # A peer gone already is the handler's to find out.
-            try:
-                _set_nodelay(conn)
-            except OSError:
-                pass
+            if self._tcp:
+                try:
+                    conn.setsockopt(_stdlib.IPPROTO_TCP, _stdlib.TCP_NODELAY, 1)
+                except OSError:
+                    pass
             stream = Stream(conn, buffer_size=self._buffer_size)
             with self._cond:
                 self._open[stream] = None
