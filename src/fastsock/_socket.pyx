@@ -6,6 +6,7 @@ when the OS says it would block, against one deadline for the whole
 operation (all of ``sendall``).  The GIL is released around every call that
 can block; EINTR runs the signal handlers and retries (PEP 475).
 """
+import errno
 import io
 import os
 import socket as _stdlib
@@ -291,6 +292,14 @@ cdef object make_unix_address(fs_addr_t *addr):
     return PyUnicode_DecodeFSDefaultAndSize(path, n)
 
 
+cdef bint descriptor_is_open(object fileno) except -1:
+    try:
+        os.fstat(fileno)
+    except (OSError, OverflowError, ValueError):
+        return False
+    return True
+
+
 # ---- the socket ---------------------------------------------------------
 
 # No pickling support generated: a socket cannot be pickled (__getstate__).
@@ -320,6 +329,10 @@ cdef class Socket:
                 raise ValueError(f"negative file descriptor")
             fd = fileno
             r = fs_sock_info(fd, &f, &t, &p)
+            if r == FS_EBADF and descriptor_is_open(fileno):
+                # The shim folds "not a socket" into EBADF; the stdlib says
+                # ENOTSOCK for an open file that is no socket.
+                raise OSError(errno.ENOTSOCK, os.strerror(errno.ENOTSOCK))
             if r < 0:
                 raise_oserror(r)
             family = f if family == -1 else family
