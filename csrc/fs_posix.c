@@ -5,6 +5,7 @@
 #include "fastsock.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -428,6 +429,68 @@ int fs_send_batch(fs_sock_t s, const fs_dgram_t *d, size_t n, int flags)
     r = sendmmsg(s, m, (unsigned int)n, flags | FS__SEND_FLAGS);
     return r < 0 ? fs_last_error() : r;
 }
+
+#  ifndef UDP_SEGMENT
+#    define UDP_SEGMENT 103 /* <linux/udp.h>; older libcs lack it */
+#  endif
+
+/* 1 if the kernel segments UDP sends, -1 if not, 0 before the first ask.
+ * A kernel before 4.18 ignores a UDP_SEGMENT message and sends all the
+ * payloads as one datagram, so it is asked first (getsockopt came with
+ * the feature).  The answer is the kernel's: one per process. */
+static int fs__segments;
+
+int fs_send_segments(fs_sock_t s, const fs_buf_t *bufs, size_t n, size_t seg,
+                     const struct sockaddr *addr, fs_socklen_t addrlen,
+                     int flags)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr msg;
+    struct cmsghdr *c;
+    uint16_t size = (uint16_t)seg;
+    int err;
+
+    if (fs__segments == 0) {
+        int v;
+        socklen_t len = sizeof(v);
+
+        if (getsockopt(s, IPPROTO_UDP, UDP_SEGMENT, &v, &len) == 0)
+            fs__segments = 1;
+        else if (errno == ENOPROTOOPT || errno == EOPNOTSUPP)
+            fs__segments = -1;
+        else
+            return fs_last_error();
+    }
+    if (fs__segments < 0 || n == 0 || n > FS_SEGMENTS_MAX || seg == 0
+        || seg > UINT16_MAX)
+        return FS_EOPNOTSUPP;
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_name = (void *)addr;
+    msg.msg_namelen = addr ? addrlen : 0;
+    msg.msg_iov = (struct iovec *)bufs;
+    msg.msg_iovlen = n;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof(control.buf);
+    c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = IPPROTO_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(size));
+    memcpy(CMSG_DATA(c), &size, sizeof(size));
+    if (sendmsg(s, &msg, flags | FS__SEND_FLAGS) >= 0)
+        return (int)n;
+    err = fs_last_error();
+    /* The kernel would not segment this send (udp_send_skb): EINVAL for a
+     * segment over the path MTU, too many segments or SO_NO_CHECK, EIO
+     * without checksum offload or under IPsec, EMSGSIZE for too many
+     * bytes.  Nothing went; fs_send_batch reports a real error again. */
+    if (err == FS_EINVAL || err == -EIO || err == FS_EMSGSIZE
+        || err == -ENOPROTOOPT || err == FS_EOPNOTSUPP)
+        return FS_EOPNOTSUPP;
+    return err;
+}
 #else
 /* No mmsg calls: a loop, the later datagrams taken only if queued. */
 int fs_recv_batch(fs_sock_t s, fs_dgram_t *d, size_t n, int flags)
@@ -470,6 +533,16 @@ int fs_send_batch(fs_sock_t s, const fs_dgram_t *d, size_t n, int flags)
         }
     }
     return (int)i;
+}
+
+/* UDP segmentation offload is Linux's (macOS and the BSDs have none). */
+int fs_send_segments(fs_sock_t s, const fs_buf_t *bufs, size_t n, size_t seg,
+                     const struct sockaddr *addr, fs_socklen_t addrlen,
+                     int flags)
+{
+    (void)s; (void)bufs; (void)n; (void)seg; (void)addr; (void)addrlen;
+    (void)flags;
+    return FS_EOPNOTSUPP;
 }
 #endif
 

@@ -51,6 +51,8 @@ cdef extern from "fastsock.h" nogil:
         FS_POLLIN
         FS_POLLOUT
         FS_DGRAM_TRUNC
+        FS_SEGMENTS_MAX
+        FS_SEGMENTS_BYTES
 
     int fs_init()
     int fs_last_error()
@@ -98,6 +100,9 @@ cdef extern from "fastsock.h" nogil:
     fs_ssize_t fs_sendfile(fs_sock_t s, int fd, int64_t *offset, size_t count)
     int fs_recv_batch(fs_sock_t s, fs_dgram_t *d, size_t n, int flags)
     int fs_send_batch(fs_sock_t s, const fs_dgram_t *d, size_t n, int flags)
+    int fs_send_segments(fs_sock_t s, const fs_buf_t *bufs, size_t n,
+                         size_t seg, const sockaddr *addr,
+                         fs_socklen_t addrlen, int flags)
     int fs_wait(fs_sock_t s, int events, int timeout_ms)
 
     int fs_addr_ip(fs_addr_t *a, int family, const char *host, unsigned port,

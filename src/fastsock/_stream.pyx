@@ -1,1 +1,1246 @@
-"""The file-like stream (issue 3)."""
+# cython: language_level=3
+"""The file-like endpoint: buffered reads, lines and frames split in C,
+gathered writes.
+
+Reads come from a C buffer refilled with one receive of up to buffer_size;
+lines are found with memchr and frames (4-byte big-endian length, then the
+payload) are parsed in C, and each message becomes a bytes object built
+straight from the buffer.  Reads larger than the buffer go straight into
+their destination.  Small writes gather in a C write buffer; a write that
+would overflow it goes out in one gathered system call with what is
+pending.  See _stream.pxd for the threading rules.
+"""
+import io
+import socket as _stdlib
+import warnings
+
+from cpython.buffer cimport PyBuffer_Release, PyObject_CheckBuffer
+from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_CheckExact,
+                            PyBytes_FromStringAndSize, PyBytes_GET_SIZE)
+from cpython.exc cimport PyErr_CheckSignals
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.pythread cimport (NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock,
+                               PyThread_allocate_lock, PyThread_free_lock,
+                               PyThread_release_lock)
+from libc.stdint cimport int64_t, uint32_t
+from libc.string cimport memchr, memcmp, memcpy, memmove
+
+from fastsock._shim cimport *
+from fastsock._socket cimport (Socket, get_read_buffer, get_write_buffer,
+                               raise_oserror)
+
+cdef extern from "Python.h":
+    int _PyBytes_Resize(PyObject **, Py_ssize_t)
+
+from fastsock.errors import (Error, FrameTooLargeError, IncompleteReadError,
+                             LimitOverrunError)
+
+cdef enum:
+    # Pinned payload buffers of one send_frame() live on the stack up to
+    # this count; a longer sequence takes one heap block.
+    STACK_BUFS = 8
+    # A frame header must fit the buffer with room to spare.
+    MIN_BUFFER = 16
+    HEADER = 4
+    # The largest single read1() result.
+    READ1_MAX = 1 << 20
+
+cdef int IOV_MAX = fs_iov_max()
+# Lets a blocking socket try a send or a receive without waiting (not on
+# Windows, where a read then flushes pending writes with a blocking send).
+cdef int MSG_DONTWAIT = getattr(_stdlib, "MSG_DONTWAIT", 0)
+cdef int SOCK_STREAM = _stdlib.SOCK_STREAM
+cdef uint32_t MAX_HEADER = 0xFFFFFFFF
+
+
+cdef int raise_closed_file() except -1:
+    raise ValueError("I/O operation on closed file.")
+
+
+# read(n)/read1(n)/readline(n) sizes: None or negative mean "no limit".
+cdef Py_ssize_t size_arg(object n) except? -2:
+    if n is None:
+        return -1
+    if not isinstance(n, int):
+        raise TypeError(
+            f"argument should be integer or None, not '{type(n).__name__}'")
+    return -1 if n < 0 else n
+
+
+# A send failed for good (the connection is broken, not merely slow):
+# pending bytes are dropped rather than kept for a flush that cannot work.
+cdef bint broken(BaseException exc):
+    return isinstance(exc, OSError) and not isinstance(
+        exc, (TimeoutError, BlockingIOError, InterruptedError))
+
+
+# memcpy() that also takes an empty, possibly NULL, source or destination
+# (an empty buffer's pointer may be NULL; memcpy declares both non-null).
+cdef inline void copy(void *dst, const void *src, size_t n) noexcept nogil:
+    if n:
+        memcpy(dst, src, n)
+
+
+cdef inline fs_ssize_t recv_iov(fs_sock_t fd, fs_buf_t *iov, int count,
+                                int flags) noexcept nogil:
+    if count == 1:
+        return fs_recv(fd, iov[0].base, iov[0].len, flags)
+    return fs_recvv(fd, iov, count, flags)
+
+
+cdef inline Py_ssize_t frame_length(const char *p) noexcept:
+    cdef const unsigned char *u = <const unsigned char *>p
+    return ((<uint32_t>u[0] << 24) | (<uint32_t>u[1] << 16)
+            | (<uint32_t>u[2] << 8) | <uint32_t>u[3])
+
+
+cdef inline void put_header(char *p, size_t n) noexcept:
+    p[0] = <char>((n >> 24) & 0xFF)
+    p[1] = <char>((n >> 16) & 0xFF)
+    p[2] = <char>((n >> 8) & 0xFF)
+    p[3] = <char>(n & 0xFF)
+
+
+cdef class Stream:
+    """A buffered, file-like stream over a connected stream socket.
+
+    ``Stream(sock, *, buffer_size=65536, max_frame=16 * 2**20)``: ``sock``
+    is a fastsock ``Socket`` or a stdlib socket (taken over: it is
+    detached).  Readable, writable, not seekable; one thread may read while
+    another writes.
+    """
+
+    def __cinit__(self):
+        self.closed_ = True         # until __init__ succeeds
+        self.frame_limit = -1
+        self.rlock = PyThread_allocate_lock()
+        self.wlock = PyThread_allocate_lock()
+        if self.rlock == NULL or self.wlock == NULL:
+            raise MemoryError()
+
+    def __init__(self, sock, *, Py_ssize_t buffer_size=65536,
+                 max_frame=16 * 2**20):
+        cdef Socket s
+        if self.sock is not None:
+            raise RuntimeError("Stream.__init__ called twice")
+        if buffer_size < MIN_BUFFER:
+            raise ValueError(f"buffer_size must be at least {MIN_BUFFER}")
+        if not isinstance(max_frame, int):
+            raise TypeError("max_frame must be an int")
+        if not 0 <= max_frame <= MAX_HEADER:
+            raise ValueError("max_frame must be 0 to 2**32 - 1 (the header's "
+                             "range)")
+        if isinstance(sock, Socket):
+            s = sock
+        elif isinstance(sock, _stdlib.socket):
+            if sock.type != SOCK_STREAM:
+                raise ValueError("a stream (SOCK_STREAM) socket is required")
+            s = Socket.from_socket(sock)
+        else:
+            raise TypeError("Stream() needs a fastsock.Socket or a "
+                            f"socket.socket, not '{type(sock).__name__}'")
+        if s.type_ != SOCK_STREAM:
+            raise ValueError("a stream (SOCK_STREAM) socket is required")
+        s.check_open()
+        self.rbuf = <char *>PyMem_Malloc(buffer_size)
+        if self.rbuf == NULL:
+            raise MemoryError()
+        self.rcap = self.rbase = buffer_size
+        self.max_frame = self.frame_limit = max_frame
+        self.sock = s
+        self.closed_ = False
+
+    def __dealloc__(self):
+        PyMem_Free(self.rbuf)
+        PyMem_Free(self.wbuf)
+        if self.rlock != NULL:
+            PyThread_free_lock(self.rlock)
+        if self.wlock != NULL:
+            PyThread_free_lock(self.wlock)
+
+    def __del__(self):
+        # As io does: an unclosed stream is flushed and closed when it goes.
+        if not self.closed_:
+            warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self)
+            try:
+                self.close()
+            except Exception:
+                pass
+
+    def __repr__(self):
+        if self.closed_:
+            return "<fastsock.Stream [closed]>"
+        return f"<fastsock.Stream fd={self.sock.fileno()}>"
+
+    def __getstate__(self):
+        raise TypeError(f"cannot pickle {type(self).__name__!r} object")
+
+    # ---- locks and closing ---------------------------------------------
+
+    cdef int lock_read(self) except -1:
+        if not PyThread_acquire_lock(self.rlock, NOWAIT_LOCK):
+            with nogil:
+                PyThread_acquire_lock(self.rlock, WAIT_LOCK)
+        if self.closed_:
+            self.unlock_read()
+            raise_closed_file()
+        return 0
+
+    cdef void unlock_read(self) noexcept:
+        PyThread_release_lock(self.rlock)
+        if self.close_pending:
+            self.finish_close()
+
+    cdef int lock_write(self) except -1:
+        if not PyThread_acquire_lock(self.wlock, NOWAIT_LOCK):
+            with nogil:
+                PyThread_acquire_lock(self.wlock, WAIT_LOCK)
+        # While set, the write fast path stays out of the buffer being sent.
+        self.wbusy = True
+        if self.closed_:
+            self.unlock_write()
+            raise_closed_file()
+        return 0
+
+    cdef int try_lock_write(self) noexcept:
+        if not PyThread_acquire_lock(self.wlock, NOWAIT_LOCK):
+            return 0
+        if self.closed_:
+            PyThread_release_lock(self.wlock)
+            return 0
+        self.wbusy = True
+        return 1
+
+    cdef void unlock_write(self) noexcept:
+        self.wbusy = False
+        PyThread_release_lock(self.wlock)
+        if self.close_pending:
+            self.finish_close()
+
+    cdef void finish_close(self) noexcept:
+        # Only when no call holds a buffer or the descriptor: a call still
+        # running finishes the close when it unlocks, so the descriptor
+        # number cannot be reused under it.
+        if not PyThread_acquire_lock(self.rlock, NOWAIT_LOCK):
+            return
+        if not PyThread_acquire_lock(self.wlock, NOWAIT_LOCK):
+            PyThread_release_lock(self.rlock)
+            return
+        self.close_pending = False
+        PyMem_Free(self.rbuf)
+        PyMem_Free(self.wbuf)
+        self.rbuf = self.wbuf = NULL
+        self.rpos = self.rend = self.rcap = 0
+        self.wlen = self.wcap = 0
+        try:
+            self.sock.close()
+        except BaseException:
+            pass
+        PyThread_release_lock(self.wlock)
+        PyThread_release_lock(self.rlock)
+
+    cdef int check_open(self) except -1:
+        if self.closed_:
+            raise_closed_file()
+        return 0
+
+    def close(self):
+        """Flushes, then closes the stream and its socket.  From another
+        thread, wakes a call blocked on the stream (it sees EOF or an
+        OSError)."""
+        if self.closed_:
+            return
+        try:
+            if self.wlen > 0 and self.try_lock_write():
+                try:
+                    self.flush_locked()
+                finally:
+                    self.wbusy = False
+                    PyThread_release_lock(self.wlock)
+        finally:
+            self.closed_ = True
+            self.close_pending = True
+            self.finish_close()
+            if self.close_pending:
+                # A call is in progress in another thread: shutting the
+                # socket down makes a blocked receive return and a blocked
+                # send fail; the descriptor is closed when that call ends.
+                fs_shutdown(self.sock.fd, 2)
+
+    @property
+    def closed(self):
+        return self.closed_
+
+    def __enter__(self):
+        self.check_open()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---- io.BufferedIOBase ---------------------------------------------
+
+    def readable(self):
+        self.check_open()
+        return True
+
+    def writable(self):
+        self.check_open()
+        return True
+
+    def seekable(self):
+        self.check_open()
+        return False
+
+    def isatty(self):
+        self.check_open()
+        return False
+
+    def fileno(self):
+        self.check_open()
+        return self.sock.fileno()
+
+    def tell(self):
+        raise io.UnsupportedOperation("Stream is not seekable")
+
+    def seek(self, pos, whence=0):
+        raise io.UnsupportedOperation("Stream is not seekable")
+
+    def truncate(self, pos=None):
+        raise io.UnsupportedOperation("Stream is not seekable")
+
+    def detach(self):
+        """Flushes and hands over the socket; the stream is then closed and
+        the socket stays open.  Buffered unread bytes are discarded."""
+        self.check_open()
+        self.flush()
+        self.lock_read()
+        try:
+            self.lock_write()
+        except BaseException:
+            self.unlock_read()
+            raise
+        sock = self.sock
+        self.sock = Socket.__new__(Socket)   # closed placeholder
+        self.closed_ = True
+        self.close_pending = True
+        self.unlock_write()
+        self.unlock_read()
+        return sock
+
+    @property
+    def mode(self):
+        return "rwb"
+
+    @property
+    def socket(self):
+        """The underlying fastsock Socket."""
+        return self.sock
+
+    @property
+    def buffer_size(self):
+        return self.rbase
+
+    @property
+    def max_frame(self):
+        return self.max_frame
+
+    @property
+    def timeout(self):
+        return self.sock.timeout
+
+    def settimeout(self, value):
+        """None: blocking; 0: non-blocking; > 0: seconds for each whole
+        call.  The same setting as the socket's."""
+        self.sock.set_timeout_value(value)
+
+    def gettimeout(self):
+        return self.sock.timeout
+
+    # ---- receiving: the machinery ---------------------------------------
+
+    cdef Py_ssize_t receive(self, fs_buf_t *iov, int count,
+                            int64_t *deadline) except -1:
+        cdef fs_ssize_t n = 0, sent = -1
+        cdef Py_ssize_t got = 0, pending = self.wlen
+        cdef fs_sock_t fd = self.sock.fd
+        cdef int64_t timeout = self.sock.timeout_ns, now
+        cdef int ms = 0, w = 0
+        cdef bint tried = False
+        if pending > 0 and self.try_lock_write():
+            if timeout > 0:
+                now = fs_monotonic_ns()
+                if deadline[0] == 0:
+                    deadline[0] = now + timeout
+                ms = <int>min(max(deadline[0] - now + 999999, 0) // 1000000,
+                              0x7FFFFFFF)
+            # Request/response: the pending bytes go out in one send and
+            # the answer is awaited in the same release of the GIL (with a
+            # timeout, by a wait first: it cannot be there yet, so a receive
+            # tried first would only fail).  The write lock is let go before
+            # the wait, so a writer thread is never held up by a reader.
+            with nogil:
+                sent = fs_send(fd, self.wbuf, pending,
+                               MSG_DONTWAIT if timeout < 0 else 0)
+                if sent == pending:
+                    # wbusy stays set: a writer running meanwhile takes the
+                    # slow path, and the lock orders its append after this.
+                    self.wlen = 0
+                    PyThread_release_lock(self.wlock)
+                    if timeout < 0:
+                        n = recv_iov(fd, iov, count, 0)
+                        tried = True
+                    elif ms > 0:
+                        w = fs_wait(fd, FS_POLLIN, ms)
+                        if w > 0:
+                            n = recv_iov(fd, iov, count, 0)
+                            tried = True
+            if sent == pending:
+                if PyThread_acquire_lock(self.wlock, NOWAIT_LOCK):
+                    self.wbusy = False      # else its holder clears it
+                    PyThread_release_lock(self.wlock)
+                if w == FS_EINTR:
+                    PyErr_CheckSignals()
+            else:
+                try:
+                    if sent > 0:
+                        self.wlen -= sent
+                        memmove(self.wbuf, self.wbuf + sent, self.wlen)
+                    if self.flush_before_read(iov, count, deadline, &got):
+                        return got
+                finally:
+                    self.unlock_write()
+        while True:
+            if tried:
+                if n >= 0:
+                    return n
+                self.sock.retry(<int>n, FS_POLLIN, deadline)
+            with nogil:
+                n = recv_iov(fd, iov, count, 0)
+            tried = True
+
+    cdef int flush_before_read(self, fs_buf_t *iov, int count,
+                               int64_t *deadline, Py_ssize_t *got) except -1:
+        # Never waits for the send alone: if the peer is not reading (its
+        # window is full) it may be sending to us, so wait for either
+        # direction, or two peers flushing at each other would deadlock.
+        cdef fs_ssize_t n
+        cdef fs_sock_t fd = self.sock.fd
+        cdef int flags = MSG_DONTWAIT if self.sock.timeout_ns < 0 else 0
+        cdef int w
+        while self.wlen > 0:
+            with nogil:
+                n = fs_send(fd, self.wbuf, self.wlen, flags)
+            if n >= 0:
+                self.wlen -= n
+                memmove(self.wbuf, self.wbuf + n, self.wlen)
+                continue
+            if n == FS_EINTR:
+                PyErr_CheckSignals()
+                continue
+            if n != FS_EAGAIN:
+                # The peer is gone; what it sent may still be readable, so
+                # the read goes on and the next write or flush reports it.
+                self.write_error = <int>n
+                self.wlen = 0
+                return 0
+            with nogil:
+                n = recv_iov(fd, iov, count, flags)
+            if n >= 0:
+                got[0] = n
+                return 1
+            if n == FS_EINTR:
+                PyErr_CheckSignals()
+            elif n != FS_EAGAIN:
+                raise_oserror(<int>n)
+            elif self.sock.timeout_ns >= 0:
+                self.sock.retry(FS_EAGAIN, FS_POLLIN | FS_POLLOUT, deadline)
+            else:
+                with nogil:
+                    w = fs_wait(fd, FS_POLLIN | FS_POLLOUT, -1)
+                if w == FS_EINTR:
+                    PyErr_CheckSignals()
+                elif w < 0:
+                    raise_oserror(w)
+        return 0
+
+    cdef int make_room(self, Py_ssize_t need) except -1:
+        cdef Py_ssize_t have = self.rend - self.rpos
+        cdef Py_ssize_t newcap
+        cdef char *p
+        if have == 0:
+            self.rpos = self.rend = 0
+            if self.rcap > self.rbase and need <= self.rbase:
+                # A grown buffer goes back to its size once drained.
+                p = <char *>PyMem_Realloc(self.rbuf, self.rbase)
+                if p != NULL:
+                    self.rbuf = p
+                    self.rcap = self.rbase
+        if need <= have:
+            need = have + 1
+        if self.rpos + need <= self.rcap:
+            return 0
+        if self.rpos > 0:
+            memmove(self.rbuf, self.rbuf + self.rpos, have)
+            self.rpos = 0
+            self.rend = have
+        if need > self.rcap:
+            newcap = max(need, 2 * self.rcap)
+            p = <char *>PyMem_Realloc(self.rbuf, newcap)
+            if p == NULL:
+                raise MemoryError()
+            self.rbuf = p
+            self.rcap = newcap
+        return 0
+
+    cdef Py_ssize_t fill(self, int64_t *deadline) except -1:
+        cdef fs_buf_t iov
+        cdef Py_ssize_t n
+        self.make_room(0)
+        iov.base = self.rbuf + self.rend
+        iov.len = self.rcap - self.rend
+        n = self.receive(&iov, 1, deadline)
+        self.rend += n
+        return n
+
+    cdef int fill_to(self, Py_ssize_t n, int64_t *deadline) except -1:
+        while self.rend - self.rpos < n:
+            self.make_room(n)
+            if self.fill(deadline) == 0:
+                return 0
+        return 1
+
+    cdef int unread(self, const char *head, Py_ssize_t headlen,
+                    const char *data, Py_ssize_t n) except -1:
+        cdef Py_ssize_t have = self.rend - self.rpos
+        cdef Py_ssize_t front = headlen + n
+        if front == 0:
+            return 0
+        self.make_room(have + front)
+        memmove(self.rbuf + self.rpos + front, self.rbuf + self.rpos, have)
+        copy(self.rbuf + self.rpos, head, headlen)
+        copy(self.rbuf + self.rpos + headlen, data, n)
+        self.rend += front
+        return 0
+
+    cdef Py_ssize_t read_into(self, char *dst, Py_ssize_t n, bint all,
+                              bint spill, const char *head,
+                              Py_ssize_t headlen, int64_t *deadline) except -1:
+        cdef Py_ssize_t got = min(self.rend - self.rpos, n)
+        cdef Py_ssize_t r
+        cdef fs_buf_t iov[2]
+        copy(dst, self.rbuf + self.rpos, got)
+        self.rpos += got
+        if got == n or (got > 0 and not all):
+            return got
+        try:
+            while got < n:
+                if n - got >= self.rbase:
+                    # Straight into the destination.  With `spill`, the
+                    # read buffer takes what follows in the same receive
+                    # (a message: saves a receive for the next one); not
+                    # for readinto(), where it would mean a second copy of
+                    # bulk data.
+                    self.make_room(0)
+                    iov[0].base = dst + got
+                    iov[0].len = n - got
+                    iov[1].base = self.rbuf + self.rend
+                    iov[1].len = self.rcap - self.rend
+                    r = self.receive(iov, 2 if spill else 1, deadline)
+                    if r > n - got:
+                        self.rend += r - (n - got)
+                        r = n - got
+                else:
+                    r = self.fill(deadline)
+                    r = min(r, n - got)
+                    copy(dst + got, self.rbuf + self.rpos, r)
+                    self.rpos += r
+                if r == 0:
+                    break
+                got += r
+                if not all:
+                    break
+        except BaseException:
+            self.unread(head, headlen, dst, got)
+            raise
+        return got
+
+    cdef Py_ssize_t find(self, const char *sep, Py_ssize_t seplen,
+                         Py_ssize_t start) noexcept:
+        cdef const char *base = self.rbuf + self.rpos
+        cdef Py_ssize_t have = self.rend - self.rpos
+        cdef const char *p
+        while start + seplen <= have:
+            p = <const char *>memchr(base + start, sep[0],
+                                     have - start - seplen + 1)
+            if p == NULL:
+                return -1
+            if seplen == 1 or memcmp(p, sep, seplen) == 0:
+                return p - base
+            start = p - base + 1
+        return -1
+
+    cdef object read_bytes(self, Py_ssize_t size, bint all, const char *head,
+                           Py_ssize_t headlen, int64_t *deadline):
+        cdef PyObject *raw
+        cdef Py_ssize_t got
+        result = PyBytes_FromStringAndSize(NULL, size)
+        got = self.read_into(PyBytes_AS_STRING(result), size, all, True,
+                             head, headlen, deadline)
+        if got == size:
+            return result
+        # Short at EOF: shrink in place rather than copy into a new object.
+        # _PyBytes_Resize needs the only reference, so it moves from
+        # `result` to `raw` (which the resize frees if it fails).
+        raw = <PyObject *>result
+        Py_INCREF(result)
+        result = None
+        if _PyBytes_Resize(&raw, got) < 0:
+            raise MemoryError()
+        result = <object>raw
+        Py_XDECREF(raw)
+        return result
+
+    cdef object take(self, Py_ssize_t n):
+        cdef object b = PyBytes_FromStringAndSize(self.rbuf + self.rpos, n)
+        self.rpos += n
+        return b
+
+    cdef object readline_locked(self, Py_ssize_t limit):
+        cdef Py_ssize_t i, have, start = 0
+        cdef int64_t deadline = 0
+        while True:
+            have = self.rend - self.rpos
+            i = self.find(b"\n", 1, start)
+            if i >= 0:
+                i += 1
+                return self.take(i if limit < 0 or i <= limit else limit)
+            if 0 <= limit <= have:
+                return self.take(limit)
+            start = have
+            self.make_room(have + 1)    # a line longer than the buffer
+            if self.fill(&deadline) == 0:
+                return self.take(self.rend - self.rpos)
+
+    # ---- reads ----------------------------------------------------------
+
+    def read(self, n=-1):
+        """n bytes, fewer only at EOF; n = -1 (or None): up to EOF."""
+        cdef Py_ssize_t size = size_arg(n), have, got
+        cdef int64_t deadline = 0
+        self.check_open()
+        have = self.rend - self.rpos
+        if 0 <= size <= have:
+            return self.take(size)
+        self.lock_read()
+        try:
+            if size < 0:
+                # To EOF, in the read buffer itself: a timeout keeps it all.
+                while True:
+                    have = self.rend - self.rpos
+                    self.make_room(have + self.rbase)
+                    if self.fill(&deadline) == 0:
+                        return self.take(self.rend - self.rpos)
+            if size <= self.rbase:
+                self.fill_to(size, &deadline)
+                return self.take(min(size, self.rend - self.rpos))
+            return self.read_bytes(size, True, NULL, 0, &deadline)
+        finally:
+            self.unlock_read()
+
+    def read1(self, n=-1):
+        """Buffered bytes, or else the result of at most one receive."""
+        cdef Py_ssize_t size = size_arg(n), have, got
+        cdef int64_t deadline = 0
+        self.check_open()
+        have = self.rend - self.rpos
+        if have > 0 or size == 0:
+            return self.take(have if size < 0 else min(size, have))
+        self.lock_read()
+        try:
+            if size > self.rbase:
+                # One receive straight into the result, whose size is
+                # capped: read1(2**40) must not try to allocate 1 TiB.
+                return self.read_bytes(min(size, READ1_MAX), False, NULL, 0,
+                                       &deadline)
+            self.fill(&deadline)
+            have = self.rend - self.rpos
+            return self.take(have if size < 0 else min(size, have))
+        finally:
+            self.unlock_read()
+
+    cdef Py_ssize_t readinto_impl(self, object b, bint all) except -1:
+        cdef Py_buffer view
+        cdef Py_ssize_t have
+        cdef int64_t deadline = 0
+        self.check_open()
+        get_write_buffer(b, &view)
+        try:
+            have = self.rend - self.rpos
+            if have >= view.len or (have > 0 and not all):
+                have = min(have, view.len)
+                copy(view.buf, self.rbuf + self.rpos, have)
+                self.rpos += have
+                return have
+            self.lock_read()
+            try:
+                return self.read_into(<char *>view.buf, view.len, all,
+                                      False, NULL, 0, &deadline)
+            finally:
+                self.unlock_read()
+        finally:
+            PyBuffer_Release(&view)
+
+    def readinto(self, b):
+        """Fills b (fewer bytes only at EOF) and returns the count; large
+        reads go straight into b."""
+        return self.readinto_impl(b, True)
+
+    def readinto1(self, b):
+        """As readinto, with at most one receive."""
+        return self.readinto_impl(b, False)
+
+    cpdef object readexactly(self, Py_ssize_t n):
+        """Exactly n bytes, or IncompleteReadError at EOF (with .partial)."""
+        cdef Py_ssize_t got
+        cdef int64_t deadline = 0
+        self.check_open()
+        if n < 0:
+            raise ValueError("readexactly size can not be less than zero")
+        if self.rend - self.rpos >= n:
+            return self.take(n)
+        self.lock_read()
+        try:
+            if n <= self.rbase:
+                if not self.fill_to(n, &deadline):
+                    raise IncompleteReadError(self.take(self.rend - self.rpos),
+                                              n)
+                return self.take(n)
+            result = self.read_bytes(n, True, NULL, 0, &deadline)
+            if PyBytes_GET_SIZE(result) < n:
+                raise IncompleteReadError(result, n)
+            return result
+        finally:
+            self.unlock_read()
+
+    cpdef object readline(self, object limit=-1):
+        """One line with its b"\\n" (without one at EOF); at most `limit`
+        bytes if limit >= 0.  b"" at EOF."""
+        cdef Py_ssize_t lim = size_arg(limit), have
+        cdef const char *start
+        cdef const char *nl
+        self.check_open()
+        have = self.rend - self.rpos
+        if have > 0:
+            start = self.rbuf + self.rpos
+            nl = <const char *>memchr(start, 10,
+                                      have if lim < 0 else min(have, lim))
+            if nl != NULL:
+                return self.take(nl - start + 1)
+        self.lock_read()
+        try:
+            return self.readline_locked(lim)
+        finally:
+            self.unlock_read()
+
+    def readuntil(self, separator=b"\n", Py_ssize_t limit=65536):
+        """Data up to and including `separator`.  LimitOverrunError if it
+        does not start within `limit` bytes (the data stays readable);
+        IncompleteReadError at EOF (.partial: what was left)."""
+        cdef Py_buffer view
+        cdef Py_ssize_t i, have, start = 0
+        cdef int64_t deadline = 0
+        self.check_open()
+        get_read_buffer(separator, &view)
+        try:
+            if view.len == 0:
+                raise ValueError("Separator should be at least one-byte string")
+            if limit <= 0:
+                raise ValueError("limit must be positive")
+            self.lock_read()
+            try:
+                while True:
+                    i = self.find(<const char *>view.buf, view.len, start)
+                    if i > limit:
+                        raise LimitOverrunError(
+                            "Separator is found, but chunk is longer than "
+                            "limit", i)
+                    if i >= 0:
+                        return self.take(i + view.len)
+                    have = self.rend - self.rpos
+                    if have - view.len + 1 > limit:
+                        raise LimitOverrunError(
+                            "Separator is not found, and chunk exceed the "
+                            "limit", have - view.len + 1)
+                    start = max(0, have - view.len + 1)
+                    self.make_room(have + 1)
+                    if self.fill(&deadline) == 0:
+                        raise IncompleteReadError(
+                            self.take(self.rend - self.rpos), None)
+            finally:
+                self.unlock_read()
+        finally:
+            PyBuffer_Release(&view)
+
+    def peek(self, n=1):
+        """Buffered bytes, not consumed (one receive if none is buffered);
+        b"" at EOF."""
+        cdef int64_t deadline = 0
+        self.check_open()
+        if self.rend == self.rpos:
+            self.lock_read()
+            try:
+                self.fill(&deadline)
+            finally:
+                self.unlock_read()
+        return PyBytes_FromStringAndSize(self.rbuf + self.rpos,
+                                         self.rend - self.rpos)
+
+    def readlines(self, hint=-1):
+        """The remaining lines, stopping once `hint` bytes were read."""
+        cdef Py_ssize_t h = size_arg(hint), total = 0
+        lines = []
+        while True:
+            line = self.readline(-1)
+            if not line:
+                return lines
+            lines.append(line)
+            total += PyBytes_GET_SIZE(line)
+            if 0 < h <= total:
+                return lines
+
+    def __iter__(self):
+        self.check_open()
+        return self
+
+    def __next__(self):
+        # The hot path of `for line in stream`: one memchr and one bytes
+        # object per line, built straight from the buffer.
+        cdef Py_ssize_t have = self.rend - self.rpos
+        cdef const char *start
+        cdef const char *nl
+        if have > 0:
+            start = self.rbuf + self.rpos
+            nl = <const char *>memchr(start, 10, have)
+            if nl != NULL:
+                have = nl - start + 1
+                self.rpos += have
+                return PyBytes_FromStringAndSize(start, have)
+        self.lock_read()
+        try:
+            line = self.readline_locked(-1)
+        finally:
+            self.unlock_read()
+        if PyBytes_GET_SIZE(line) == 0:
+            raise StopIteration
+        return line
+
+    # ---- frames -----------------------------------------------------------
+
+    cdef object recv_frame_impl(self, bint eof_ok):
+        cdef Py_ssize_t size, have, got
+        cdef char head[HEADER]
+        cdef int64_t deadline = 0
+        if self.frame_limit < 0:
+            raise Error("the stream's framing is broken (a frame was too "
+                        "large); frame reads are refused")
+        if not self.fill_to(HEADER, &deadline):
+            have = self.rend - self.rpos
+            if have == 0:
+                if eof_ok:
+                    return None
+                raise EOFError("end of stream")
+            # Cut inside the header: .partial is the header's bytes.
+            raise IncompleteReadError(self.take(have), HEADER)
+        size = frame_length(self.rbuf + self.rpos)
+        if size > self.max_frame:
+            self.frame_limit = -1
+            raise FrameTooLargeError(
+                f"frame of {size} bytes announced; max_frame is "
+                f"{self.max_frame}")
+        if size + HEADER <= self.rbase:
+            if not self.fill_to(size + HEADER, &deadline):
+                self.rpos += HEADER
+                raise IncompleteReadError(self.take(self.rend - self.rpos),
+                                          size)
+            self.rpos += HEADER
+            return self.take(size)
+        # Larger than the buffer: straight into the result.
+        copy(head, self.rbuf + self.rpos, HEADER)
+        self.rpos += HEADER
+        result = self.read_bytes(size, True, head, HEADER, &deadline)
+        if PyBytes_GET_SIZE(result) < size:
+            raise IncompleteReadError(result, size)
+        return result
+
+    cpdef object recv_frame(self):
+        """The next frame's payload.  EOFError at a clean EOF between
+        frames, IncompleteReadError (.partial, .expected) inside one,
+        FrameTooLargeError for a header above max_frame."""
+        cdef Py_ssize_t have = self.rend - self.rpos, size
+        cdef const char *p
+        self.check_open()
+        if have >= HEADER:
+            p = self.rbuf + self.rpos
+            size = frame_length(p)
+            if size <= self.frame_limit and size + HEADER <= have:
+                self.rpos += size + HEADER
+                return PyBytes_FromStringAndSize(p + HEADER, size)
+        self.lock_read()
+        try:
+            return self.recv_frame_impl(False)
+        finally:
+            self.unlock_read()
+
+    def recv_frame_into(self, buffer):
+        """Writes the next frame's payload into buffer, returns its length.
+        A frame that does not fit raises ValueError and stays unread."""
+        cdef Py_buffer view
+        cdef Py_ssize_t size, got
+        cdef char head[HEADER]
+        cdef int64_t deadline = 0
+        self.check_open()
+        get_write_buffer(buffer, &view)
+        try:
+            self.lock_read()
+            try:
+                if self.frame_limit < 0:
+                    raise Error("the stream's framing is broken (a frame was "
+                                "too large); frame reads are refused")
+                if not self.fill_to(HEADER, &deadline):
+                    if self.rend == self.rpos:
+                        raise EOFError("end of stream")
+                    raise IncompleteReadError(
+                        self.take(self.rend - self.rpos), HEADER)
+                size = frame_length(self.rbuf + self.rpos)
+                if size > self.max_frame:
+                    self.frame_limit = -1
+                    raise FrameTooLargeError(
+                        f"frame of {size} bytes announced; max_frame is "
+                        f"{self.max_frame}")
+                if size > view.len:
+                    raise ValueError(
+                        f"frame of {size} bytes does not fit a buffer of "
+                        f"{view.len} bytes")
+                copy(head, self.rbuf + self.rpos, HEADER)
+                self.rpos += HEADER
+                got = self.read_into(<char *>view.buf, size, True, True, head,
+                                     HEADER, &deadline)
+                if got < size:
+                    raise IncompleteReadError(
+                        PyBytes_FromStringAndSize(<char *>view.buf, got), size)
+                return size
+            finally:
+                self.unlock_read()
+        finally:
+            PyBuffer_Release(&view)
+
+    def frames(self):
+        """An iterator over the payloads of the coming frames; it ends at a
+        clean EOF."""
+        self.check_open()
+        return FrameIterator.__new__(FrameIterator, self)
+
+    # ---- sending ------------------------------------------------------------
+
+    cdef int raise_write_error(self) except -1:
+        cdef int err = self.write_error
+        if err:
+            self.write_error = 0
+            raise_oserror(err)
+        return 0
+
+    cdef int alloc_wbuf(self) except -1:
+        if self.wbuf == NULL:
+            self.wbuf = <char *>PyMem_Malloc(self.rbase)
+            if self.wbuf == NULL:
+                raise MemoryError()
+            self.wcap = self.rbase
+        return 0
+
+    cdef int send_gathered(self, fs_buf_t *iov, Py_ssize_t count) except -1:
+        cdef fs_buf_t stack[STACK_BUFS + 1]
+        cdef fs_buf_t *v = stack
+        cdef fs_buf_t *cur
+        cdef size_t left
+        cdef fs_ssize_t n = 0
+        cdef int64_t deadline = 0
+        cdef fs_sock_t fd = self.sock.fd
+        cdef Py_ssize_t i, rest
+        cdef char *p
+        if count + 1 > STACK_BUFS + 1:
+            v = <fs_buf_t *>PyMem_Malloc((count + 1) * sizeof(fs_buf_t))
+            if v == NULL:
+                raise MemoryError()
+        try:
+            v[0].base = self.wbuf
+            v[0].len = self.wlen
+            copy(v + 1, iov, count * sizeof(fs_buf_t))
+            cur = v if self.wlen > 0 else v + 1
+            left = count + 1 if self.wlen > 0 else count
+            try:
+                while True:
+                    with nogil:
+                        while left > 0:
+                            n = fs_sendv(fd, cur, min(left, <size_t>IOV_MAX), 0)
+                            if n < 0:
+                                break
+                            fs_bufs_advance(&cur, &left, n)
+                    if left == 0:
+                        break
+                    self.sock.retry(<int>n, FS_POLLOUT, &deadline)
+            except BaseException as exc:
+                if broken(exc):
+                    self.wlen = 0
+                    raise
+                # Keep the unsent rest in the write buffer, in order, so a
+                # timeout or a signal loses nothing: flush() sends it.
+                if cur == v:
+                    memmove(self.wbuf, cur[0].base, cur[0].len)
+                    self.wlen = cur[0].len
+                    cur += 1
+                    left -= 1
+                else:
+                    self.wlen = 0
+                rest = fs_bufs_total(cur, left)
+                if self.wlen + rest > self.wcap:
+                    p = <char *>PyMem_Realloc(self.wbuf, self.wlen + rest)
+                    if p == NULL:
+                        raise MemoryError()
+                    self.wbuf = p
+                    self.wcap = self.wlen + rest
+                for i in range(left):
+                    copy(self.wbuf + self.wlen, cur[i].base, cur[i].len)
+                    self.wlen += cur[i].len
+                raise
+            self.wlen = 0
+            self.shrink_wbuf()
+        finally:
+            if v != stack:
+                PyMem_Free(v)
+        return 0
+
+    cdef void shrink_wbuf(self) noexcept:
+        cdef char *p
+        if self.wcap > self.rbase and self.wlen <= self.rbase:
+            p = <char *>PyMem_Realloc(self.wbuf, self.rbase)
+            if p != NULL:
+                self.wbuf = p
+                self.wcap = self.rbase
+
+    cdef int write_ptr(self, const char *p, Py_ssize_t n) except -1:
+        cdef fs_buf_t iov
+        self.lock_write()
+        try:
+            self.raise_write_error()
+            self.alloc_wbuf()
+            if n <= self.wcap - self.wlen:
+                copy(self.wbuf + self.wlen, p, n)
+                self.wlen += n
+                return 0
+            iov.base = <char *>p
+            iov.len = n
+            self.send_gathered(&iov, 1)
+        finally:
+            self.unlock_write()
+        return 0
+
+    cdef int flush_locked(self) except -1:
+        cdef fs_ssize_t n
+        cdef int64_t deadline = 0
+        cdef fs_sock_t fd = self.sock.fd
+        self.raise_write_error()
+        while self.wlen > 0:
+            with nogil:
+                n = fs_send(fd, self.wbuf, self.wlen, 0)
+            if n >= 0:
+                self.wlen -= n
+                memmove(self.wbuf, self.wbuf + n, self.wlen)
+                continue
+            try:
+                self.sock.retry(<int>n, FS_POLLOUT, &deadline)
+            except OSError as exc:
+                if broken(exc):
+                    self.wlen = 0
+                raise
+        self.shrink_wbuf()
+        return 0
+
+    cpdef Py_ssize_t write(self, object b) except -1:
+        """Buffers b (a write that would overflow the buffer goes out at
+        once, gathered with what is pending, b not copied); returns len(b).
+        On a timeout the unsent rest stays buffered for flush()."""
+        cdef Py_buffer view
+        cdef Py_ssize_t n
+        if self.closed_:
+            raise_closed_file()
+        if PyBytes_CheckExact(b):
+            n = PyBytes_GET_SIZE(b)
+            if not self.wbusy and n <= self.wcap - self.wlen:
+                copy(self.wbuf + self.wlen, PyBytes_AS_STRING(b), n)
+                self.wlen += n
+                return n
+        get_read_buffer(b, &view)
+        try:
+            if not self.wbusy and view.len <= self.wcap - self.wlen:
+                copy(self.wbuf + self.wlen, view.buf, view.len)
+                self.wlen += view.len
+            else:
+                self.write_ptr(<const char *>view.buf, view.len)
+            return view.len
+        finally:
+            PyBuffer_Release(&view)
+
+    def writelines(self, lines):
+        """Writes each buffer of an iterable, in order."""
+        self.check_open()
+        for b in lines:
+            self.write(b)
+
+    cpdef object flush(self):
+        """Sends all pending writes."""
+        self.check_open()
+        if self.wlen == 0 and self.write_error == 0:
+            return None
+        self.lock_write()
+        try:
+            self.flush_locked()
+        finally:
+            self.unlock_write()
+
+    def write_eof(self):
+        """Flushes, then shuts down the sending side (the peer reads EOF)."""
+        cdef int r
+        self.check_open()
+        self.lock_write()
+        try:
+            self.flush_locked()
+            r = fs_shutdown(self.sock.fd, 1)
+            if r < 0:
+                raise_oserror(r)
+        finally:
+            self.unlock_write()
+
+    def sendfile(self, file, offset=0, count=None):
+        """Flushes, then sends the file with the OS's zero-copy call;
+        returns the bytes sent."""
+        self.check_open()
+        self.lock_write()
+        try:
+            self.flush_locked()
+            return self.sock.sendfile(file, offset, count)
+        finally:
+            self.unlock_write()
+
+    cpdef object send_frame(self, object payload):
+        """Buffers one frame: a 4-byte big-endian length, then the payload
+        (a buffer, or a sequence of buffers sent as one frame).  Above
+        max_frame: FrameTooLargeError, and nothing is sent."""
+        cdef Py_buffer stack_views[STACK_BUFS]
+        cdef fs_buf_t stack_bufs[STACK_BUFS + 1]
+        cdef Py_buffer *views = stack_views
+        cdef fs_buf_t *bufs = stack_bufs
+        cdef Py_ssize_t n, count, pinned = 0, i, total = 0
+        cdef char head[HEADER]
+        cdef char *w
+        if self.closed_:
+            raise_closed_file()
+        if PyBytes_CheckExact(payload):
+            n = PyBytes_GET_SIZE(payload)
+            if (not self.wbusy and n + HEADER <= self.wcap - self.wlen
+                    and n <= self.max_frame):
+                w = self.wbuf + self.wlen
+                put_header(w, n)
+                copy(w + HEADER, PyBytes_AS_STRING(payload), n)
+                self.wlen += n + HEADER
+                return None
+        if PyObject_CheckBuffer(payload):
+            seq = (payload,)
+        elif isinstance(payload, (list, tuple)):
+            seq = payload
+        elif isinstance(payload, str):
+            raise TypeError("a bytes-like object or a sequence of them is "
+                            "required, not 'str'")
+        else:
+            try:
+                seq = list(payload)
+            except TypeError:
+                raise TypeError(
+                    "a bytes-like object or a sequence of them is required, "
+                    f"not '{type(payload).__name__}'") from None
+        count = len(seq)
+        if count > STACK_BUFS:
+            views = <Py_buffer *>PyMem_Malloc(
+                count * (sizeof(Py_buffer) + sizeof(fs_buf_t)) + sizeof(fs_buf_t))
+            if views == NULL:
+                raise MemoryError()
+            bufs = <fs_buf_t *>(views + count)
+        try:
+            for i in range(count):
+                get_read_buffer(seq[i], &views[i])
+                pinned += 1
+                bufs[i + 1].base = <char *>views[i].buf
+                bufs[i + 1].len = views[i].len
+                total += views[i].len
+            if total > self.max_frame:
+                raise FrameTooLargeError(
+                    f"frame of {total} bytes; max_frame is {self.max_frame}")
+            put_header(head, total)
+            bufs[0].base = head
+            bufs[0].len = HEADER
+            self.lock_write()
+            try:
+                self.raise_write_error()
+                self.alloc_wbuf()
+                if total + HEADER <= self.wcap - self.wlen:
+                    for i in range(count + 1):
+                        copy(self.wbuf + self.wlen, bufs[i].base, bufs[i].len)
+                        self.wlen += bufs[i].len
+                else:
+                    self.send_gathered(bufs, count + 1)
+            finally:
+                self.unlock_write()
+        finally:
+            for i in range(pinned):
+                PyBuffer_Release(&views[i])
+            if views != stack_views:
+                PyMem_Free(views)
+        return None
+
+
+cdef class FrameIterator:
+    """Yields the payload of each frame of a Stream until a clean EOF."""
+
+    def __cinit__(self, Stream stream not None):
+        # In __cinit__, so that no way of making one leaves `stream` None.
+        self.stream = stream
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        # The hot path of `for msg in stream.frames()`: a header parsed and
+        # one bytes object built straight from the buffer per frame.
+        cdef Stream s = self.stream
+        cdef Py_ssize_t have = s.rend - s.rpos, size
+        cdef const char *p
+        if have >= HEADER:
+            p = s.rbuf + s.rpos
+            size = frame_length(p)
+            if size <= s.frame_limit and size + HEADER <= have:
+                s.rpos += size + HEADER
+                return PyBytes_FromStringAndSize(p + HEADER, size)
+        s.check_open()
+        s.lock_read()
+        try:
+            frame = s.recv_frame_impl(True)
+        finally:
+            s.unlock_read()
+        if frame is None:
+            raise StopIteration
+        return frame
+
+
+io.BufferedIOBase.register(Stream)

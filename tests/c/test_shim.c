@@ -893,6 +893,51 @@ out:
     close_socks(&u2, 1);
 }
 
+static void test_segments(void)
+{
+    fs_sock_t u1 = FS_INVALID_SOCKET, u2 = FS_INVALID_SOCKET;
+    struct sockaddr_in a1, a2;
+    char p[] = "aaaaabbbbbcccccdd", rbuf[4][16];
+    fs_buf_t sb[4], rb[4];
+    fs_dgram_t rd[4];
+    const fs_socklen_t alen = (fs_socklen_t)sizeof(a2);
+    int got = 0, r, i, tries;
+
+    BEGIN("fs_send_segments: one send, four datagrams (Linux)");
+    REQUIRE_EQ(bound_socket(SOCK_DGRAM, &u1, &a1), 0);
+    REQUIRE_EQ(bound_socket(SOCK_DGRAM, &u2, &a2), 0);
+    for (i = 0; i < 4; i++)
+        sb[i] = mkbuf(p + 5 * i, i < 3 ? 5 : 2);
+    CHECK_EQ(fs_send_segments(u1, sb, 4, 0, (struct sockaddr *)&a2, alen, 0),
+             FS_EOPNOTSUPP);
+    r = fs_send_segments(u1, sb, 4, 5, (struct sockaddr *)&a2, alen, 0);
+#ifndef __linux__
+    CHECK_EQ(r, FS_EOPNOTSUPP);
+    goto out;
+#endif
+    REQUIRE_EQ(r, 4);
+    memset(rd, 0, sizeof(rd));
+    for (i = 0; i < 4; i++) {
+        rb[i] = mkbuf(rbuf[i], sizeof(rbuf[i]));
+        rd[i].bufs = &rb[i];
+        rd[i].nbufs = 1;
+    }
+    for (tries = 0; got < 4 && tries < 50; tries++) {
+        REQUIRE(fs_wait(u2, FS_POLLIN, 2000) & FS_POLLIN);
+        r = fs_recv_batch(u2, rd + got, (size_t)(4 - got), 0);
+        REQUIRE(r >= 1);
+        got += r;
+    }
+    REQUIRE_EQ(got, 4);
+    for (i = 0; i < 4; i++) {
+        CHECK_EQ(rd[i].len, i < 3 ? 5u : 2u);
+        CHECK(memcmp(rbuf[i], p + 5 * i, rd[i].len) == 0);
+    }
+out:
+    close_socks(&u1, 1);
+    close_socks(&u2, 1);
+}
+
 static void test_sendfile(void)
 {
     enum { FSIZE = 100000, START = 1000, STEP = 8192 };
@@ -1087,6 +1132,7 @@ int main(void)
     test_connect();
     test_udp();
     test_batch();
+    test_segments();
     test_sendfile();
     test_addresses();
     test_cmsg();

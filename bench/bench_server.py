@@ -1,0 +1,391 @@
+"""W6 / G7: requests/s of fastsock.Server against the stdlib's servers.
+
+64 client connections doing 64-byte request/response against an echo
+server; the load comes from bench/loadgen.c (compiled here with the system
+cc), so the client is not the bottleneck.  Servers run in their own
+processes pinned to one CPU, the load generator to the other.  In one run:
+
+    fastsock   fastsock.Server, handler: read1() + write()
+    threading  socketserver.ThreadingTCPServer, handler: recv() + sendall()
+    asyncio    asyncio Protocol: data_received() -> transport.write()
+    selectors  one thread, selectors.DefaultSelector, recv() + send()
+
+Runs are interleaved (A B C D A B C D ...), each a bounded time; medians,
+min-max and ratios against ThreadingTCPServer are reported, with the server
+CPU time per request, user and system (a server at ~100% of its CPU is the
+limit; system time is the kernel's TCP and scheduling work) and, where
+`perf` works, its futex calls and context switches per request counted
+from kernel tracepoints (which, unlike strace, do not slow it down).
+
+    python bench/bench_server.py [--rounds 5] [--seconds 2] [--futex]
+    python -m pytest -s bench/bench_server.py   (pytest-benchmark; the same
+                                                 runs, figures in extra_info)
+
+--futex also counts futex calls per request of the threaded servers with
+`strace -f -c --seccomp-bpf -e trace=futex` (under strace, so slower).
+"""
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+KINDS = ("fastsock", "threading", "asyncio", "selectors")
+BASELINE = "threading"
+
+
+# ---- the servers (each runs in its own process) -----------------------------
+
+def serve_fastsock():
+    import fastsock
+
+    def echo(stream, address):
+        read1, write = stream.read1, stream.write
+        while True:
+            data = read1(65536)
+            if not data:
+                return
+            write(data)
+
+    server = fastsock.Server(("127.0.0.1", 0), echo, backlog=512)
+    print(server.address[1], flush=True)
+    server.serve_forever()
+
+
+def serve_threading():
+    import socketserver
+
+    class Echo(socketserver.BaseRequestHandler):
+        def handle(self):
+            recv, sendall = self.request.recv, self.request.sendall
+            while True:
+                data = recv(65536)
+                if not data:
+                    return
+                sendall(data)
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+        request_queue_size = 512
+
+    server = Server(("127.0.0.1", 0), Echo)
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+def serve_asyncio():
+    import asyncio
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.write = transport.write
+
+        def data_received(self, data):
+            self.write(data)
+
+    async def main():
+        server = await asyncio.get_running_loop().create_server(
+            Echo, "127.0.0.1", 0, backlog=512)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await server.serve_forever()
+
+    asyncio.run(main())
+
+
+def serve_selectors():
+    import selectors
+    import socket
+
+    sel = selectors.DefaultSelector()
+    lsock = socket.create_server(("127.0.0.1", 0), backlog=512)
+    lsock.setblocking(False)
+    sel.register(lsock, selectors.EVENT_READ)
+    print(lsock.getsockname()[1], flush=True)
+    while True:
+        for key, _ in sel.select():
+            sock = key.fileobj
+            if sock is lsock:
+                conn, _ = lsock.accept()
+                conn.setblocking(False)
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sel.register(conn, selectors.EVENT_READ)
+                continue
+            try:
+                data = sock.recv(65536)
+            except ConnectionError:
+                data = b""
+            if data:
+                sock.send(data)    # 64 bytes always fit an empty send buffer
+            else:
+                sel.unregister(sock)
+                sock.close()
+
+
+SERVERS = {"fastsock": serve_fastsock, "threading": serve_threading,
+           "asyncio": serve_asyncio, "selectors": serve_selectors}
+
+
+# ---- driving them ----------------------------------------------------------------
+
+def build_loadgen(directory):
+    exe = os.path.join(directory, "loadgen")
+    subprocess.run([os.environ.get("CC", "cc"), "-O2", "-std=c11", "-o", exe,
+                    os.path.join(HERE, "loadgen.c")], check=True)
+    return exe
+
+
+def start_server(kind, cpu, wrap=()):
+    # The server imports fastsock as this process would (PYTHONPATH=src for
+    # an in-place build, else the installed package).
+    proc = subprocess.Popen(
+        [*wrap, sys.executable, os.path.abspath(__file__), "--serve", kind,
+         "--cpu", str(cpu)],
+        stdout=subprocess.PIPE, text=True)
+    port = int(proc.stdout.readline())
+    return proc, port
+
+
+def stop_server(proc):
+    proc.terminate()        # the server's SIGTERM handler exits at once
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def idle_fraction(interval=0.3):
+    """Share of all CPUs idle over `interval` (from /proc/stat)."""
+    def sample():
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return values[3] + values[4], sum(values)      # idle + iowait, total
+    idle0, total0 = sample()
+    time.sleep(interval)
+    idle1, total1 = sample()
+    return (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_quiet(threshold=0.8, patience=15.0):
+    """On a shared machine, start a run only when others leave the CPUs
+    mostly idle (up to `patience` seconds); returns the idle share seen."""
+    deadline = time.monotonic() + patience
+    while True:
+        idle = idle_fraction()
+        if idle >= threshold or time.monotonic() > deadline:
+            return idle
+
+
+def cpu_seconds(pid):
+    """(user, system) CPU seconds of a process and all its threads."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def run_load(loadgen, port, conns, seconds, cpu, size=64, reconnect=False):
+    out = subprocess.run(
+        [loadgen, "-c", str(conns), "-d", str(seconds), "-w", "0.3",
+         "-s", str(size), "-C", str(cpu), *(["-r"] if reconnect else []),
+         "127.0.0.1", str(port)],
+        capture_output=True, text=True, timeout=seconds + 30)
+    fields = dict(item.split("=") for item in out.stdout.split())
+    if out.returncode != 0 or int(fields["errors"]):
+        raise RuntimeError(f"load generator failed: {out.stdout} {out.stderr}")
+    return int(fields["requests"]), float(fields["seconds"])
+
+
+class PerfCounts:
+    """Counts a process's futex calls and context switches with `perf stat`
+    (kernel tracepoints: unlike strace, it does not slow the process)."""
+
+    EVENTS = ("syscalls:sys_enter_futex", "context-switches")
+
+    def __init__(self, pid):
+        self.proc = subprocess.Popen(
+            ["perf", "stat", "-x,", "-e", ",".join(self.EVENTS), "-p", str(pid)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.1)          # perf attaches before the load starts
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        counts = {}
+        for line in self.proc.communicate(timeout=10)[1].splitlines():
+            fields = line.split(",")
+            if len(fields) > 2 and fields[0].isdigit():
+                counts[fields[2].rsplit(":", 1)[-1]] = int(fields[0])
+        return counts
+
+
+def perf_usable():
+    try:
+        return subprocess.run(["perf", "stat", "-e", PerfCounts.EVENTS[0], "true"],
+                              capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def measure(kinds=KINDS, rounds=5, seconds=2.0, conns=64, size=64,
+            server_cpu=0, client_cpu=1, log=print, counts=False, quiet=0.8,
+            reconnect=False):
+    """Interleaved runs; returns {kind: [(rps, user_us_per_request,
+    system_us_per_request, futex_per_request, switches_per_request), ...]}
+    (the last two None unless `counts`, which needs perf).  Each run waits for the machine
+    to be `quiet` (that share idle) for a while first; 0: no waiting.
+    `reconnect`: a new connection for every request."""
+    results = {kind: [] for kind in kinds}
+    with tempfile.TemporaryDirectory() as tmp:
+        loadgen = build_loadgen(tmp)
+        servers = {kind: start_server(kind, server_cpu) for kind in kinds}
+        try:
+            for r in range(rounds):
+                for kind in kinds:
+                    proc, port = servers[kind]
+                    idle = wait_quiet(quiet) if quiet else 1.0
+                    perf = PerfCounts(proc.pid) if counts else None
+                    user0, sys0 = cpu_seconds(proc.pid)
+                    requests, elapsed = run_load(loadgen, port, conns, seconds,
+                                                 client_cpu, size, reconnect)
+                    user1, sys1 = cpu_seconds(proc.pid)
+                    # CPU time covers warm-up and drain too: scale by the
+                    # requests of the whole run, estimated from the rate.
+                    total = requests * (elapsed + 0.3) / elapsed
+                    futex = switches = None
+                    if perf is not None:
+                        got = perf.stop()
+                        futex = got.get("sys_enter_futex", 0) / total
+                        switches = got.get("context-switches", 0) / total
+                    results[kind].append((requests / elapsed,
+                                          (user1 - user0) / total * 1e6,
+                                          (sys1 - sys0) / total * 1e6,
+                                          futex, switches))
+                    log(f"round {r + 1} {kind:10s} {requests / elapsed:9.0f} req/s"
+                        f"   (machine {idle:.0%} idle before)")
+        finally:
+            for proc, _ in servers.values():
+                stop_server(proc)
+    return results
+
+
+def futex_per_request(kind, seconds=2.0, conns=64, server_cpu=0, client_cpu=1):
+    """(futex calls, requests) of one run with strace counting futex calls."""
+    with tempfile.TemporaryDirectory() as tmp:
+        loadgen = build_loadgen(tmp)
+        summary = os.path.join(tmp, "strace.txt")
+        proc, port = start_server(kind, server_cpu, wrap=(
+            "strace", "-f", "-c", "--seccomp-bpf", "-e", "trace=futex",
+            "-o", summary))
+        try:
+            requests, elapsed = run_load(loadgen, port, conns, seconds,
+                                         client_cpu)
+        finally:
+            # Stop the traced Python (the child of strace), then strace.
+            child = subprocess.run(["pgrep", "-P", str(proc.pid)],
+                                   capture_output=True, text=True).stdout.split()
+            for pid in child:
+                os.kill(int(pid), signal.SIGTERM)
+            proc.wait(20)
+        calls = 0
+        with open(summary) as f:
+            for line in f:
+                parts = line.split()
+                if parts and parts[-1] == "futex":
+                    calls = int(parts[3])
+        # Warm-up and drain requests are about 0.3 s more at the same rate.
+        return calls, requests * (elapsed + 0.3) / elapsed
+
+
+def report(results, log=print):
+    medians = {k: statistics.median(run[0] for run in v) for k, v in results.items()}
+    base = medians.get(BASELINE)
+    log(f"{'server':10s} {'median req/s':>12s} {'min':>8s} {'max':>8s} "
+        f"{'vs threading':>12s} {'user us/req':>11s} {'sys us/req':>10s} "
+        f"{'futex/req':>9s} {'switches/req':>12s}")
+    for kind, runs in results.items():
+        rps = [run[0] for run in runs]
+        column = [statistics.median(run[i] for run in runs)
+                  if runs[0][i] is not None else float("nan") for i in (1, 2, 3, 4)]
+        ratio = medians[kind] / base if base else float("nan")
+        log(f"{kind:10s} {medians[kind]:12.0f} {min(rps):8.0f} {max(rps):8.0f} "
+            f"{ratio:11.2f}x {column[0]:11.1f} {column[1]:10.1f} "
+            f"{column[2]:9.2f} {column[3]:12.2f}")
+    return medians
+
+
+# ---- pytest-benchmark entry ---------------------------------------------------------
+
+def test_w6_server_requests_per_second(benchmark):
+    results = {}
+
+    def run():
+        results.update(measure(rounds=5, seconds=2.0, counts=perf_usable()))
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    medians = report(results)
+    benchmark.extra_info["requests_per_s"] = medians
+    benchmark.extra_info["ratio_vs_threading"] = {
+        k: v / medians[BASELINE] for k, v in medians.items()}
+    assert all(v > 0 for v in medians.values())
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
+    parser.add_argument("--cpu", type=int, default=0, help="server CPU")
+    parser.add_argument("--client-cpu", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--quiet", type=float, default=0.8,
+                        help="wait (15 s at most) for this share of idle CPU "
+                             "before each run (0: do not wait)")
+    parser.add_argument("--reconnect", action="store_true",
+                        help="also measure with a new connection per request "
+                             "(8 clients): the accept path and hand-off")
+    parser.add_argument("--futex", action="store_true",
+                        help="also count futex calls per request under strace")
+    args = parser.parse_args()
+    if args.serve:
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {args.cpu})
+        signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
+        SERVERS[args.serve]()
+        return
+    kinds = tuple(args.kinds.split(","))
+    print(f"W6: {args.connections} connections x 64-byte request/response, "
+          f"server on CPU {args.cpu}, load generator on CPU {args.client_cpu}, "
+          f"{args.rounds} interleaved runs of {args.seconds} s each")
+    report(measure(kinds, args.rounds, args.seconds, args.connections,
+                   server_cpu=args.cpu, client_cpu=args.client_cpu,
+                   counts=perf_usable(), quiet=args.quiet))
+    if args.reconnect:
+        print("\nW6 with a new connection per request (connect, 64-byte "
+              "request/response, close), 8 clients:")
+        report(measure(kinds, args.rounds, args.seconds, 8,
+                       server_cpu=args.cpu, client_cpu=args.client_cpu,
+                       quiet=args.quiet, reconnect=True))
+    if args.futex:
+        # Under strace every futex call stops the server, which changes the
+        # contention it counts: interleave several runs and take medians.
+        traced = {kind: [] for kind in ("fastsock", "threading") if kind in kinds}
+        for _ in range(3):
+            for kind, runs in traced.items():
+                calls, requests = futex_per_request(kind, args.seconds,
+                                                    args.connections, args.cpu,
+                                                    args.client_cpu)
+                runs.append(calls / requests)
+        for kind, runs in traced.items():
+            print(f"futex calls per request under strace, {kind}: median "
+                  f"{statistics.median(runs):.1f} (runs: "
+                  f"{', '.join(f'{r:.1f}' for r in runs)})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,636 @@
+"""Stream workloads G1-G5 and G8 of WORKLOADS.md, each against the stdlib in
+the same run.
+
+Run: PYTHONPATH=src python -m pytest bench/bench_stream.py -q -s
+
+The peer of each measured side is a forked child process on loopback TCP.
+The measured side runs on CPU 1 and the peer on CPU 0 (both on CPU 0 for
+ping-pong, as WORKLOADS.md measures it), where the machine has two CPUs.
+Rounds are interleaved: before each fastsock round (timed by
+pytest-benchmark), the pedantic setup runs and times one round of each
+stdlib variant, so drift on a shared machine hits both.  At the end a table
+gives the medians (min-max) and the ratio fastsock/stdlib of the rates.
+
+Environment: FASTSOCK_BENCH_ROUNDS (default 5), FASTSOCK_BENCH_SCALE
+(default 1.0, multiplies the message counts).
+"""
+import os
+import socket
+import statistics
+import struct
+import time
+
+import pytest
+
+import fastsock
+
+ROUNDS = int(os.environ.get("FASTSOCK_BENCH_ROUNDS", "5"))
+SCALE = float(os.environ.get("FASTSOCK_BENCH_SCALE", "1.0"))
+CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+PEER_CPU = CPUS[0] if CPUS else None
+SELF_CPU = CPUS[1] if len(CPUS) > 1 else PEER_CPU
+RESULTS = []
+
+
+def count(n):
+    return max(1, int(n * SCALE))
+
+
+def pin(cpu):
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cpu})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def pinned(request):
+    before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    yield
+    if before is not None:
+        os.sched_setaffinity(0, before)
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or not RESULTS:
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line("")
+        reporter.write_line(
+            f"fastsock vs stdlib, medians of {ROUNDS} interleaved rounds "
+            f"(measured side on CPU {SELF_CPU}, peer on CPU {PEER_CPU}; "
+            f"G2: both on CPU {PEER_CPU}):")
+        for line in RESULTS:
+            reporter.write_line("  " + line)
+
+
+# ---- processes -------------------------------------------------------------
+
+class Peer:
+    """A forked child connected to us over loopback TCP, running
+    role(sock, *args) on CPU `cpu`; `self.sock` is our end (stdlib)."""
+
+    def __init__(self, role, *args, cpu=PEER_CPU):
+        with socket.create_server(("127.0.0.1", 0)) as lst:
+            pid = os.fork()
+            if pid == 0:                                   # child
+                code = 0
+                try:
+                    pin(cpu)
+                    sock = socket.create_connection(lst.getsockname())
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    role(sock, *args)
+                    sock.close()
+                except BaseException:
+                    import traceback
+                    traceback.print_exc()
+                    code = 1
+                os._exit(code)
+            self.pid = pid
+            self.sock, _ = lst.accept()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def stream(self, **kwargs):
+        """Our end as a fastsock Stream (the stdlib socket is taken over)."""
+        return fastsock.Stream(self.sock, **kwargs)
+
+    def wait(self):
+        _, status = os.waitpid(self.pid, 0)
+        assert status == 0, "the peer process failed"
+
+
+def wait_go(sock):
+    assert sock.recv(1) == b"g"
+
+
+def send_blocks(sock, block, times, use_fastsock):
+    """Sends `block` `times` times once told to go, then closes."""
+    wait_go(sock)
+    if use_fastsock:
+        s = fastsock.Stream(sock)
+        for _ in range(times):
+            s.write(block)
+        s.close()
+    else:
+        for _ in range(times):
+            sock.sendall(block)
+        sock.shutdown(socket.SHUT_WR)
+
+
+def echo(sock, size, use_fastsock, timeout):
+    """Answers each `size`-byte message with itself until EOF."""
+    sock.settimeout(timeout)
+    if use_fastsock:
+        s = fastsock.Stream(sock)
+        try:
+            while True:
+                s.write(s.readexactly(size))
+        except EOFError:
+            return
+    buf = bytearray(size)
+    view = memoryview(buf)
+    while True:
+        n = sock.recv_into(buf)
+        if not n:
+            return
+        while n < size:
+            n += sock.recv_into(view[n:])
+        sock.sendall(buf)
+
+
+def count_frames(sock, total):
+    """Receives `total` frames (with the fast receiver) and answers b"k"."""
+    s = fastsock.Stream(sock)
+    n = 0
+    for _ in s.frames():
+        n += 1
+        if n == total:
+            break
+    s.write(b"k")
+    s.flush()
+    s.read()
+
+
+def serve_exchanges(sock, listener, total):
+    """Accepts `total` connections; each sends 16 bytes and gets them back."""
+    wait_go(sock)
+    buf = bytearray(16)
+    for _ in range(total):
+        c, _ = listener.accept()
+        n = 0
+        while n < 16:
+            n += c.recv_into(memoryview(buf)[n:])
+        c.sendall(buf)
+        c.close()
+
+
+# ---- the measuring frame ---------------------------------------------------
+
+def measure(benchmark, name, unit, amount, fastsock_round, stdlib_rounds,
+            c_rounds=None):
+    """Times fastsock_round with pytest-benchmark and, interleaved with it,
+    each stdlib variant (a dict name -> round) and each plain-C one.  A
+    round is a function that prepares and returns a timed callable.  Reports
+    rates in `unit` per second for `amount` units per round."""
+    c_rounds = c_rounds or {}
+    stdlib_times = {k: [] for k in stdlib_rounds}
+    c_times = {k: [] for k in c_rounds}
+
+    def setup():
+        for rounds, times in ((stdlib_rounds, stdlib_times), (c_rounds, c_times)):
+            for key, prepare in rounds.items():
+                run = prepare()
+                t0 = time.perf_counter()
+                run()
+                times[key].append(time.perf_counter() - t0)
+        return (fastsock_round(),), {}
+
+    benchmark.pedantic(lambda run: run(), setup=setup, rounds=ROUNDS,
+                       iterations=1, warmup_rounds=0)
+    fast = benchmark.stats.stats
+    fast_median = fast.median
+
+    def rate(t):
+        return amount / t
+    best_key = min(stdlib_times, key=lambda k: statistics.median(stdlib_times[k]))
+    best = stdlib_times[best_key]
+    ratio = statistics.median(best) / fast_median
+    benchmark.extra_info.update({
+        "unit": f"{unit}/s",
+        "fastsock_rate": rate(fast_median),
+        "stdlib_best": best_key,
+        "stdlib_rates": {k: rate(statistics.median(v)) for k, v in stdlib_times.items()},
+        "ratio": ratio,
+    })
+    stdlib_text = ", ".join(
+        f"{k} {fmt(rate(statistics.median(v)))} ({fmt(rate(max(v)))}-{fmt(rate(min(v)))})"
+        for k, v in stdlib_times.items())
+    line = (f"{name}: fastsock {fmt(rate(fast_median))} {unit}/s "
+            f"({fmt(rate(fast.max))}-{fmt(rate(fast.min))}); stdlib {stdlib_text}; "
+            f"ratio {ratio:.2f}x vs stdlib {best_key}")
+    for key, times in c_times.items():
+        c_ratio = statistics.median(times) / fast_median
+        benchmark.extra_info[f"ratio vs {key}"] = c_ratio
+        line += (f"; {key} {fmt(rate(statistics.median(times)))} "
+                 f"({fmt(rate(max(times)))}-{fmt(rate(min(times)))}), "
+                 f"ratio {c_ratio:.2f}x vs C")
+    RESULTS.append(line)
+    return ratio
+
+
+def fmt(x):
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if x >= div:
+            return f"{x / div:.2f}{suffix}"
+    return f"{x:.0f}"
+
+
+# ---- G1: bulk ----------------------------------------------------------------
+
+def test_g1_bulk_readinto(benchmark):
+    pin(SELF_CPU)
+    block = os.urandom(1 << 20)
+    times = count(128)
+
+    def fastsock_round():
+        peer = Peer(send_blocks, block, times, True)
+        s = peer.stream()
+        buf = bytearray(1 << 20)
+
+        def run():
+            s.socket.send(b"g")
+            total = 0
+            while True:
+                n = s.readinto(buf)
+                if not n:
+                    break
+                total += n
+            assert total == len(block) * times
+            s.close()
+            peer.wait()
+        return run
+
+    def stdlib_round(chunk):
+        def prepare():
+            peer = Peer(send_blocks, block, times, False)
+            sock = peer.sock
+            buf = bytearray(chunk)
+
+            def run():
+                sock.send(b"g")
+                total = 0
+                while True:
+                    n = sock.recv_into(buf)
+                    if not n:
+                        break
+                    total += n
+                assert total == len(block) * times
+                sock.close()
+                peer.wait()
+            return run
+        return prepare
+
+    measure(benchmark, "G1 bulk, 1 MiB writes", "B", len(block) * times,
+            fastsock_round, {"recv_into 1 MiB": stdlib_round(1 << 20),
+                             "recv_into 64 KiB": stdlib_round(1 << 16)})
+
+
+# ---- G2: ping-pong -------------------------------------------------------------
+
+@pytest.mark.parametrize("timeout", [None, 5.0], ids=["blocking", "timeout"])
+def test_g2_ping_pong(benchmark, timeout):
+    pin(PEER_CPU)                     # both ends on one CPU
+    req = os.urandom(64)
+    trips = count(3000)
+
+    def fastsock_round():
+        peer = Peer(echo, 64, True, timeout)
+        s = peer.stream()
+        s.settimeout(timeout)
+
+        def run():
+            write, readexactly = s.write, s.readexactly
+            for _ in range(trips):
+                write(req)
+                readexactly(64)
+            s.close()
+            peer.wait()
+        return run
+
+    def stdlib_round():
+        peer = Peer(echo, 64, False, timeout)
+        sock = peer.sock
+        sock.settimeout(timeout)
+        buf = bytearray(64)
+        view = memoryview(buf)
+
+        def run():
+            sendall, recv_into = sock.sendall, sock.recv_into
+            for _ in range(trips):
+                sendall(req)
+                n = recv_into(buf)
+                while n < 64:
+                    n += recv_into(view[n:])
+            sock.close()
+            peer.wait()
+        return run
+
+    measure(benchmark, f"G2 ping-pong 64 B, one CPU, {'timeout 5 s' if timeout else 'blocking'}",
+            "round trips", trips, fastsock_round, {"sendall+recv_into": stdlib_round})
+
+
+# ---- G3: frames ---------------------------------------------------------------
+
+FRAME = struct.pack(">I", 100) + os.urandom(100)
+
+
+def test_g3_frames(benchmark):
+    pin(SELF_CPU)
+    per_block = 65536 // len(FRAME)
+    block = FRAME * per_block
+    times = count(4000)
+    total = per_block * times
+
+    def fastsock_round():
+        peer = Peer(send_blocks, block, times, False)
+        s = peer.stream()
+
+        def run():
+            s.socket.send(b"g")
+            n = 0
+            for msg in s.frames():
+                n += 1
+            assert n == total
+            s.close()
+            peer.wait()
+        return run
+
+    def stdlib_round():
+        # The best stdlib receiver: recv_into a big buffer, unpack_from.
+        peer = Peer(send_blocks, block, times, False)
+        sock = peer.sock
+
+        def run():
+            sock.send(b"g")
+            unpack_from = struct.Struct(">I").unpack_from
+            buf = bytearray(1 << 20)
+            view = memoryview(buf)
+            recv_into = sock.recv_into
+            have = pos = n = 0
+            while True:
+                if pos:
+                    buf[:have - pos] = view[pos:have]
+                    have -= pos
+                    pos = 0
+                got = recv_into(view[have:])
+                if not got:
+                    break
+                have += got
+                while have - pos >= 4:
+                    size, = unpack_from(buf, pos)
+                    end = pos + 4 + size
+                    if end > have:
+                        break
+                    msg = buf[pos + 4:end]
+                    pos = end
+                    n += 1
+            assert n == total
+            sock.close()
+            peer.wait()
+        return run
+
+    measure(benchmark, "G3 frames 4+100 B, batched sender", "msg", total,
+            fastsock_round, {"recv_into+unpack_from": stdlib_round})
+
+
+# ---- G4: send_frame per message ----------------------------------------------
+
+def test_g4_send_frame(benchmark):
+    pin(SELF_CPU)
+    payload = os.urandom(100)
+    total = count(100_000)
+
+    def fastsock_round():
+        peer = Peer(count_frames, total)
+        s = peer.stream()
+
+        def run():
+            send_frame = s.send_frame
+            for _ in range(total):
+                send_frame(payload)
+            s.flush()
+            assert s.read(1) == b"k"
+            s.close()
+            peer.wait()
+        return run
+
+    def stdlib_round():
+        peer = Peer(count_frames, total)
+        sock = peer.sock
+
+        def run():
+            sendall, pack = sock.sendall, struct.Struct(">I").pack
+            for _ in range(total):
+                sendall(pack(len(payload)) + payload)
+            assert sock.recv(1) == b"k"
+            sock.close()
+            peer.wait()
+        return run
+
+    measure(benchmark, "G4 one frame per call (4+100 B)", "msg", total,
+            fastsock_round, {"sendall per frame": stdlib_round})
+
+
+# ---- G5: lines ------------------------------------------------------------------
+
+def test_g5_lines(benchmark):
+    pin(SELF_CPU)
+    line = os.urandom(40).hex()[:79].encode() + b"\n"
+    per_block = 65536 // len(line)
+    block = line * per_block
+    times = count(1500)
+    total = per_block * times
+
+    def fastsock_round():
+        peer = Peer(send_blocks, block, times, False)
+        s = peer.stream()
+
+        def run():
+            s.socket.send(b"g")
+            n = 0
+            for msg in s:
+                n += 1
+            assert n == total
+            s.close()
+            peer.wait()
+        return run
+
+    def stdlib_round():
+        peer = Peer(send_blocks, block, times, False)
+        sock = peer.sock
+
+        def run():
+            sock.send(b"g")
+            n = 0
+            with sock.makefile("rb") as f:
+                for msg in f:
+                    n += 1
+            assert n == total
+            sock.close()
+            peer.wait()
+        return run
+
+    measure(benchmark, "G5 lines of 80 B", "lines", total, fastsock_round,
+            {"makefile('rb')": stdlib_round})
+
+
+# ---- G8: connect -------------------------------------------------------------------
+
+# The plain-C side of G8 (Berkeley API, -O2): a server that answers each
+# connection's 16 bytes, and the client that WORKLOADS.md compares against.
+# Compiled at run time; without a C compiler the server is Python and the
+# C client is left out.
+C_CONNECT = r"""
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void exact(int fd, char *buf, int n, int writing)
+{
+    int done = 0;
+    while (done < n) {
+        int r = writing ? write(fd, buf + done, n - done)
+                        : read(fd, buf + done, n - done);
+        if (r <= 0) { perror("io"); exit(1); }
+        done += r;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    char buf[16] = "0123456789abcdef";
+    int i, n = atoi(argv[2]), one = 1;
+
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (strcmp(argv[1], "server") == 0) {
+        int l = socket(AF_INET, SOCK_STREAM, 0);
+        setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 128)) {
+            perror("listen"); return 1;
+        }
+        getsockname(l, (struct sockaddr *)&a, &len);
+        printf("%d\n", ntohs(a.sin_port));
+        fflush(stdout);
+        for (i = 0; i < n; i++) {
+            int c = accept(l, NULL, NULL);
+            if (c < 0) { perror("accept"); return 1; }
+            exact(c, buf, 16, 0);
+            exact(c, buf, 16, 1);
+            close(c);
+        }
+        return 0;
+    }
+    a.sin_port = htons(atoi(argv[3]));
+    if (read(0, buf, 1) != 1)          /* wait for "go" */
+        return 1;
+    for (i = 0; i < n; i++) {
+        int c = socket(AF_INET, SOCK_STREAM, 0);
+        if (connect(c, (struct sockaddr *)&a, sizeof(a))) { perror("connect"); return 1; }
+        exact(c, buf, 16, 1);
+        exact(c, buf, 16, 0);
+        close(c);
+    }
+    return 0;
+}
+"""
+_C_BINARY = []
+
+
+def c_connect_binary():
+    """Path of the compiled C program, or None without a C compiler."""
+    if not _C_BINARY:
+        import shutil
+        import subprocess
+        import tempfile
+        cc = shutil.which("cc") or shutil.which("gcc")
+        path = None
+        if cc:
+            folder = tempfile.mkdtemp(prefix="fastsock-bench-")
+            src = os.path.join(folder, "connect.c")
+            with open(src, "w") as f:
+                f.write(C_CONNECT)
+            out = os.path.join(folder, "connect")
+            if subprocess.run([cc, "-O2", "-o", out, src]).returncode == 0:
+                path = out
+        _C_BINARY.append(path)
+    return _C_BINARY[0]
+
+
+class CServer:
+    """The C server on the peer CPU, answering `total` connections."""
+
+    def __init__(self, binary, total):
+        import subprocess
+        self.proc = subprocess.Popen([binary, "server", str(total)],
+                                     stdout=subprocess.PIPE,
+                                     preexec_fn=lambda: pin(PEER_CPU))
+        self.address = ("127.0.0.1", int(self.proc.stdout.readline()))
+
+    def wait(self):
+        assert self.proc.wait(timeout=60) == 0
+
+
+def test_g8_connect(benchmark):
+    pin(SELF_CPU)
+    total = count(1000)
+    message = b"0123456789abcdef"
+    binary = c_connect_binary()
+
+    def server():
+        """(start, address, finish) of a server for `total` connections."""
+        if binary:
+            srv = CServer(binary, total)
+            return (lambda: None), srv.address, srv.wait
+        lst = socket.create_server(("127.0.0.1", 0), backlog=128)
+        peer = Peer(serve_exchanges, lst, total)
+
+        def finish():
+            peer.sock.close()
+            lst.close()
+            peer.wait()
+        return (lambda: peer.sock.send(b"g")), lst.getsockname(), finish
+
+    def fastsock_round():
+        start, address, finish = server()
+        connect = fastsock.connect
+
+        def run():
+            start()
+            for _ in range(total):
+                s = connect(address)
+                s.write(message)
+                s.readexactly(16)
+                s.close()
+            finish()
+        return run
+
+    def stdlib_round():
+        start, address, finish = server()
+        create_connection = socket.create_connection
+
+        def run():
+            start()
+            buf = bytearray(16)
+            for _ in range(total):
+                c = create_connection(address)
+                c.sendall(message)
+                n = 0
+                while n < 16:
+                    n += c.recv_into(memoryview(buf)[n:])
+                c.close()
+            finish()
+        return run
+
+    def c_round():
+        import subprocess
+        start, address, finish = server()
+        client = subprocess.Popen([binary, "client", str(total), str(address[1])],
+                                  stdin=subprocess.PIPE,
+                                  preexec_fn=lambda: pin(SELF_CPU))
+
+        def run():
+            start()
+            client.stdin.write(b"g")
+            client.stdin.flush()
+            assert client.wait(timeout=60) == 0
+            finish()
+        return run
+
+    measure(benchmark, "G8 connect + 16 B exchange + close", "conn", total,
+            fastsock_round, {"create_connection": stdlib_round},
+            {"C client": c_round} if binary else {})

@@ -1,0 +1,260 @@
+"""connect(), listen(), socketpair() and Listener: the typed facade that
+makes Streams.  Every loop over bytes or messages is in the compiled
+modules; here are only set-up calls."""
+from __future__ import annotations
+
+import os
+import socket as _stdlib
+import stat
+from typing import Any, Iterator, List, Optional, Tuple, Union, cast
+
+from fastsock._socket import Socket
+from fastsock._socket import socketpair as _socket_pair
+from fastsock._stream import Stream
+
+__all__ = ["connect", "listen", "socketpair", "Listener"]
+
+#: An IP address tuple, or an AF_UNIX path (a leading NUL: Linux's abstract
+#: namespace).
+Address = Union[Tuple[Any, ...], str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+
+_MAX_FRAME = 16 * 2**20
+_HAS_UNIX = hasattr(_stdlib, "AF_UNIX")
+
+
+def _is_unix(address: object) -> bool:
+    return isinstance(address, (str, bytes, bytearray, os.PathLike))
+
+
+def _split(address: object) -> Tuple[Any, int]:
+    if not isinstance(address, tuple) or len(address) < 2:
+        raise TypeError(
+            "address must be a (host, port) tuple or an AF_UNIX path, not "
+            f"{address!r}")
+    return address[0], address[1]
+
+
+def _resolve(host: Any, port: int, flags: int = 0) -> List[Tuple[int, Any]]:
+    """(family, sockaddr) pairs to try, in getaddrinfo's order.  A numeric
+    host skips getaddrinfo (it costs a few microseconds per connect).  Hosts
+    come back as ASCII bytes: Socket encodes a str host with the (slow, pure
+    Python) idna codec, which a numeric address does not need."""
+    if isinstance(host, str) and host:
+        family = _stdlib.AF_INET6 if ":" in host else _stdlib.AF_INET
+        try:
+            _stdlib.inet_pton(family, host)
+        except (OSError, ValueError):
+            pass
+        else:
+            return [(family, (host.encode("ascii"), port))]
+    infos = _stdlib.getaddrinfo(host, port, 0, _stdlib.SOCK_STREAM, 0, flags)
+    return [(family, (str(sockaddr[0]).encode("ascii"),) + tuple(sockaddr[1:]))
+            for family, _, _, _, sockaddr in infos]
+
+
+_TCP_FAMILIES = (_stdlib.AF_INET, _stdlib.AF_INET6)
+
+
+def _set_nodelay(sock: Socket, family: Optional[int] = None) -> None:
+    """TCP_NODELAY on a TCP socket; `family`, when the caller knows it,
+    saves reading sock.family (which builds an enum member each time)."""
+    if family is None:
+        family = int(sock.family)
+    if family in _TCP_FAMILIES:
+        sock.setsockopt(_stdlib.IPPROTO_TCP, _stdlib.TCP_NODELAY, 1)
+
+
+def connect(address: Address, *, timeout: Optional[float] = None,
+            nodelay: bool = True, source_address: Optional[Any] = None,
+            buffer_size: int = 65536, max_frame: int = _MAX_FRAME) -> Stream:
+    """A Stream connected to `address`: a (host, port) tuple, whose
+    addresses (IPv4 and IPv6) are tried in getaddrinfo's order, or an
+    AF_UNIX path.  `timeout` bounds each connection attempt and stays the
+    stream's timeout; `nodelay` sets TCP_NODELAY; `source_address` is
+    bound first."""
+    if _is_unix(address):
+        candidates = [(_stdlib.AF_UNIX if _HAS_UNIX else -1, address)]
+    else:
+        host, port = _split(address)
+        candidates = _resolve(host, port)
+    errors: List[OSError] = []
+    for family, sockaddr in candidates:
+        sock = Socket(family, _stdlib.SOCK_STREAM)
+        try:
+            if timeout is not None or sock.gettimeout() is not None:
+                sock.settimeout(timeout)    # else one fcntl() saved
+            if nodelay:
+                _set_nodelay(sock, family)
+            if source_address is not None:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            return Stream(sock, buffer_size=buffer_size, max_frame=max_frame)
+        except OSError as exc:
+            sock.close()
+            errors.append(exc)
+        except BaseException:
+            sock.close()
+            raise
+    if not errors:
+        raise OSError(f"getaddrinfo returned no address for {address!r}")
+    # As socket.create_connection: the first failure is the telling one.
+    raise errors[0]
+
+
+class Listener:
+    """A listening socket whose accept() returns Streams.
+
+    ``accept() -> (Stream, address)``; iterating yields the same pairs until
+    the listener is closed.  A context manager.
+    """
+
+    __slots__ = ("_sock", "_family", "_buffer_size", "_max_frame", "_nodelay",
+                 "_unix")
+
+    def __init__(self, sock: Socket, *, buffer_size: int = 65536,
+                 max_frame: int = _MAX_FRAME, nodelay: bool = True) -> None:
+        self._sock = sock
+        self._family = int(sock.family)
+        self._buffer_size = buffer_size
+        self._max_frame = max_frame
+        self._nodelay = nodelay
+        # (path, device, inode) of a socket file we bound, to remove it at
+        # close unless something else replaced it meanwhile.
+        self._unix: Optional[Tuple[Any, int, int]] = None
+
+    def accept(self) -> Tuple[Stream, Any]:
+        """Waits for the next connection: (Stream, peer address)."""
+        conn, address = self._sock.accept()
+        try:
+            if self._nodelay:
+                _set_nodelay(conn, self._family)
+            return Stream(conn, buffer_size=self._buffer_size,
+                          max_frame=self._max_frame), address
+        except BaseException:
+            conn.close()
+            raise
+
+    @property
+    def address(self) -> Any:
+        """The bound address (with the port chosen for port 0)."""
+        return self._sock.getsockname()
+
+    @property
+    def socket(self) -> Socket:
+        return self._sock
+
+    @property
+    def closed(self) -> bool:
+        return self._sock.fileno() < 0
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def settimeout(self, value: Optional[float]) -> None:
+        """A timeout for accept() (None: wait forever)."""
+        self._sock.settimeout(value)
+
+    def gettimeout(self) -> Optional[float]:
+        return self._sock.gettimeout()
+
+    def close(self) -> None:
+        """Stops listening (and removes the socket file it created).  On
+        Linux this also wakes an accept() blocked in another thread."""
+        if self._sock.fileno() >= 0:
+            try:
+                # close() alone leaves a blocked accept() asleep on Linux;
+                # shutdown() makes it return.
+                self._sock.shutdown(_stdlib.SHUT_RDWR)
+            except OSError:
+                pass
+        self._sock.close()
+        if self._unix is not None:
+            path, dev, ino = self._unix
+            self._unix = None
+            try:
+                st = os.stat(path)
+                if stat.S_ISSOCK(st.st_mode) and (st.st_dev, st.st_ino) == (dev, ino):
+                    os.unlink(path)
+            except OSError:
+                pass
+
+    def __enter__(self) -> "Listener":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Tuple[Stream, Any]]:
+        while True:
+            try:
+                yield self.accept()
+            except OSError:
+                if self.closed:
+                    return
+                raise
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "<fastsock.Listener [closed]>"
+        return f"<fastsock.Listener {self.address!r}>"
+
+
+def listen(address: Address, *, backlog: int = 128, reuse_port: bool = False,
+           dualstack: bool = False, buffer_size: int = 65536,
+           max_frame: int = _MAX_FRAME, nodelay: bool = True) -> Listener:
+    """A Listener bound to `address`: (host, port) (port 0 picks a free
+    port, host "" every interface) or an AF_UNIX path.  `dualstack` listens
+    on IPv6 and IPv4 with one socket; `reuse_port` sets SO_REUSEPORT."""
+    if _is_unix(address):
+        family, sockaddr = (_stdlib.AF_UNIX if _HAS_UNIX else -1), address
+    else:
+        host, port = _split(address)
+        if dualstack:
+            if not _stdlib.has_dualstack_ipv6():
+                raise ValueError("dualstack (IPV6_V6ONLY=0) is not supported here")
+            family, sockaddr = _stdlib.AF_INET6, (host or "::", port)
+        elif host in ("", None):
+            family, sockaddr = _stdlib.AF_INET, ("", port)
+        else:
+            family, sockaddr = _resolve(host, port, _stdlib.AI_PASSIVE)[0]
+    sock = Socket(family, _stdlib.SOCK_STREAM)
+    try:
+        if family != getattr(_stdlib, "AF_UNIX", None):
+            if os.name == "posix":
+                # Restart without waiting for TIME_WAIT, as socketserver does
+                # (on Windows SO_REUSEADDR would let others steal the port).
+                sock.setsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_REUSEADDR, 1)
+            if family == _stdlib.AF_INET6:
+                sock.setsockopt(_stdlib.IPPROTO_IPV6, _stdlib.IPV6_V6ONLY,
+                                0 if dualstack else 1)
+        if reuse_port:
+            if not hasattr(_stdlib, "SO_REUSEPORT"):
+                raise ValueError("reuse_port is not supported on this platform")
+            sock.setsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_REUSEPORT, 1)
+        sock.bind(sockaddr)
+        sock.listen(backlog)
+        listener = Listener(sock, buffer_size=buffer_size, max_frame=max_frame,
+                            nodelay=nodelay)
+        if family == getattr(_stdlib, "AF_UNIX", None):
+            path = os.fsencode(cast(Union[str, bytes, "os.PathLike[str]"], sockaddr))
+            if path and not path.startswith(b"\0"):
+                st = os.stat(path)
+                listener._unix = (path, st.st_dev, st.st_ino)
+        return listener
+    except BaseException:
+        sock.close()
+        raise
+
+
+def socketpair(*, buffer_size: int = 65536,
+               max_frame: int = _MAX_FRAME) -> Tuple[Stream, Stream]:
+    """Two connected Streams (AF_UNIX where the OS has it, else loopback
+    TCP)."""
+    a, b = _socket_pair()
+    try:
+        return (Stream(a, buffer_size=buffer_size, max_frame=max_frame),
+                Stream(b, buffer_size=buffer_size, max_frame=max_frame))
+    except BaseException:
+        a.close()
+        b.close()
+        raise

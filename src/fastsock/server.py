@@ -1,0 +1,490 @@
+"""fastsock.Server: a thread-per-connection server with back-pressure.
+
+The accept loop runs on one thread and hands each admitted connection to a
+handler thread.  Handler threads are kept after their connection ends and
+reused for the next one: the hand-off is one put on a C queue
+(``_queue.SimpleQueue``) instead of a thread start per connection.  Nothing
+here runs per byte or per request: the accept is ``Socket.accept`` and the
+handler reads and writes through the C ``Stream``.
+
+Shutdown is graceful in three steps: stop accepting; shut down the
+receiving side of every open connection, so handlers waiting for a request
+see end-of-file while replies they are writing still go out; wait for the
+handlers; and only then shut down what is left in both directions.
+"""
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+import os
+import selectors
+import socket as _stdlib
+import threading
+from _queue import Empty, SimpleQueue
+from typing import Any, Callable, Iterable, Optional, Union
+
+from fastsock._socket import Socket
+from fastsock._stream import Stream
+from fastsock.client import Address, listen
+
+__all__ = ["Server"]
+
+log = logging.getLogger("fastsock")
+
+Handler = Callable[[Stream, Any], object]
+Network = Union[str, ipaddress.IPv4Network, ipaddress.IPv6Network,
+                ipaddress.IPv4Address, ipaddress.IPv6Address,
+                ipaddress.IPv4Interface, ipaddress.IPv6Interface]
+Allow = Union[None, Network, Iterable[Network], Callable[[Any], bool]]
+
+# accept() failures that concern one connection only (it was aborted or
+# hit a network error before we took it: see accept(2), "Error handling"):
+# take the next one at once.
+_SKIP = frozenset(
+    getattr(errno, name) for name in (
+        "ECONNABORTED", "EPROTO", "ENETDOWN", "ENOPROTOOPT", "EHOSTDOWN",
+        "ENONET", "EHOSTUNREACH", "EOPNOTSUPP", "ENETUNREACH", "EPERM",
+        "ECONNRESET")
+    if hasattr(errno, name))
+# Any other failure pauses the loop, EMFILE, ENFILE, ENOBUFS and ENOMEM
+# above all: out of descriptors or memory the connection stays queued and
+# the listener stays readable, so retrying at once would spin.  The pause
+# lasts until a connection ends or the back-off (doubling up to a second)
+# runs out.  Only a listener that is gone ends the loop.
+_FATAL = frozenset((errno.EBADF, errno.EINVAL, errno.ENOTSOCK))
+_BACKOFF_FIRST = 0.005
+_BACKOFF_MAX = 1.0
+# An idle handler thread waits this long for a new connection, then ends.
+_IDLE_SECONDS = 30.0
+# After the grace period of shutdown(), how long to wait for handlers
+# whose connections were shut down in both directions.
+_FORCE_WAIT = 2.0
+
+_NEW, _SERVING, _STOPPING, _CLOSED = range(4)
+
+
+class _Networks:
+    """allow= as a list of networks: admits a peer whose IP is in one."""
+
+    __slots__ = ("v4", "v6")
+
+    def __init__(self, items: Iterable[Network]) -> None:
+        self.v4: list = []
+        self.v6: list = []
+        for item in items:
+            net = _network(item)
+            (self.v4 if net.version == 4 else self.v6).append(net)
+
+    def __call__(self, address: Any) -> bool:
+        host = address[0].partition("%")[0]     # drop an IPv6 scope
+        ip = ipaddress.ip_address(host)
+        if ip.version == 6:
+            if any(ip in net for net in self.v6):
+                return True
+            # A dual-stack socket shows IPv4 peers as ::ffff:a.b.c.d.
+            ip = ip.ipv4_mapped
+            if ip is None:
+                return False
+        return any(ip in net for net in self.v4)
+
+
+_ONE_NETWORK = (str, ipaddress.IPv4Network, ipaddress.IPv6Network,
+                ipaddress.IPv4Address, ipaddress.IPv6Address)
+
+
+def _network(item: Network) -> Union[ipaddress.IPv4Network, ipaddress.IPv6Network]:
+    if isinstance(item, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+        return item
+    if isinstance(item, (ipaddress.IPv4Interface, ipaddress.IPv6Interface)):
+        return item.network
+    if isinstance(item, (ipaddress.IPv4Address, ipaddress.IPv6Address, str)):
+        # Strict: "10.0.0.1/8" has host bits set and is refused rather than
+        # silently widened to a network the caller may not have meant.
+        return ipaddress.ip_network(item)
+    raise TypeError(f"allow: expected a network, an address or a string, "
+                    f"got {type(item).__name__}")
+
+
+def _make_filter(allow: Allow, family: int) -> Optional[Callable[[Any], bool]]:
+    if allow is None:
+        return None
+    if callable(allow):
+        return allow
+    if isinstance(allow, _ONE_NETWORK):
+        allow = (allow,)
+    if family not in (_stdlib.AF_INET, _stdlib.AF_INET6):
+        raise ValueError("allow: a network list needs a TCP address")
+    try:
+        items = list(allow)   # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError("allow must be None, networks or a callable") from None
+    return _Networks(items)
+
+
+class Server:
+    """A threaded stream server: ``handler(stream, address)`` per connection.
+
+    Binds and listens at construction, so ``address`` is known at once.
+    ``serve_forever()`` runs the accept loop in the calling thread,
+    ``start()`` in a background thread; ``shutdown()`` stops it.  Each
+    connection's handler runs on its own thread; the stream is closed when
+    the handler returns.  A handler that raises is logged (logger
+    ``fastsock``) and the server goes on.
+
+    ``max_connections`` caps the open connections: at the cap the server
+    stops accepting (new clients wait in the listen backlog) until one
+    ends.  ``allow`` admits peers by network list or by a callable
+    ``allow(address) -> bool``; a refused peer is closed before any handler
+    runs and counted in ``refused``.
+    """
+
+    def __init__(self, address: Address, handler: Handler, *, backlog: int = 128,
+                 reuse_port: bool = False, max_connections: Optional[int] = None,
+                 buffer_size: int = 65536, allow: Allow = None,
+                 dualstack: bool = False) -> None:
+        if not callable(handler):
+            raise TypeError("handler must be callable")
+        if max_connections is not None and max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        if buffer_size < 1:
+            raise ValueError("buffer_size must be positive")
+        # Checked before binding, so a bad allow list leaves nothing open.
+        unix = isinstance(address, (str, bytes, bytearray, os.PathLike))
+        self._allow = _make_filter(allow, -1 if unix else _stdlib.AF_INET)
+        self._handler = handler
+        self._max = max_connections
+        self._buffer_size = buffer_size
+        # The accept loop sleeps in select() on the listener and this pair;
+        # a byte on it wakes the loop for shutdown or when it paused.
+        self._wake_r, self._wake_w = _stdlib.socketpair()
+        try:
+            self._wake_r.setblocking(False)
+            self._wake_w.setblocking(False)
+            self._listener = listen(address, backlog=backlog,
+                                    reuse_port=reuse_port, dualstack=dualstack)
+        except BaseException:
+            self._wake_r.close()
+            self._wake_w.close()
+            raise
+        self._sock = self._listener.socket
+        self._sock.settimeout(0)      # the loop waits in select(), see below
+        self._address = self._listener.address
+        self._tcp = self._sock.family in (_stdlib.AF_INET, _stdlib.AF_INET6)
+        self._cond = threading.Condition(threading.Lock())
+        self._state = _NEW
+        self._count = 0                  # connections open (handlers running)
+        self._refused = 0
+        self._paused = False             # accept loop waits for a connection to end
+        self._open: dict = {}            # Stream -> None, for shutdown
+        self._idle = 0                   # handler threads waiting for work
+        self._workers: set = set()
+        self._jobs: SimpleQueue = SimpleQueue()
+        self._loop_thread: Optional[int] = None
+        self._loop_done = threading.Event()
+        self._loop_done.set()
+
+    # ---- properties ----------------------------------------------------
+
+    @property
+    def address(self) -> Any:
+        """The bound address (with the real port when 0 was asked for)."""
+        return self._address
+
+    @property
+    def connections(self) -> int:
+        """Connections open now (handlers running)."""
+        return self._count
+
+    @property
+    def refused(self) -> int:
+        """Peers refused by ``allow`` so far."""
+        return self._refused
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def __repr__(self) -> str:
+        state = ("new", "serving", "stopping", "closed")[self._state]
+        return (f"<fastsock.Server {state} address={self._address!r} "
+                f"connections={self._count}>")
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    # ---- running -------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        """Accepts connections until ``shutdown()``."""
+        with self._cond:
+            self._begin()
+        self._loop_thread = threading.get_ident()
+        try:
+            self._accept_loop()
+        finally:
+            self._loop_thread = None
+            self._loop_done.set()
+
+    def start(self) -> "Server":
+        """Serves in a background thread; returns once it is accepting."""
+        with self._cond:
+            self._begin()
+        ready = threading.Event()
+
+        def run() -> None:
+            self._loop_thread = threading.get_ident()
+            ready.set()
+            try:
+                self._accept_loop()
+            except BaseException:
+                log.exception("fastsock.Server: accept loop failed")
+            finally:
+                self._loop_thread = None
+                self._loop_done.set()
+
+        thread = threading.Thread(target=run, daemon=True,
+                                  name=f"fastsock.Server {self._address!r}")
+        thread.start()
+        ready.wait()
+        return self
+
+    def _begin(self) -> None:
+        if self._state != _NEW:
+            raise RuntimeError("the server is already serving or was shut down")
+        self._state = _SERVING
+        self._loop_done.clear()
+
+    def _accept_loop(self) -> None:
+        accept = self._sock.accept
+        sel = selectors.DefaultSelector()
+        try:
+            sel.register(self._wake_r, selectors.EVENT_READ)
+            sel.register(self._sock, selectors.EVENT_READ)
+            backoff = 0.0
+            while self._state == _SERVING:
+                # Try first, wait only when nothing is queued.
+                try:
+                    conn, addr = accept()
+                except BlockingIOError:
+                    self._wait(sel, None)
+                    continue
+                except OSError as exc:
+                    if self._state != _SERVING:
+                        break
+                    if exc.errno in _SKIP:
+                        continue
+                    if exc.errno in _FATAL:
+                        raise
+                    backoff = min(backoff * 2, _BACKOFF_MAX) or _BACKOFF_FIRST
+                    if backoff == _BACKOFF_FIRST:
+                        log.warning("fastsock.Server %r: cannot accept (%s); "
+                                    "pausing until a connection ends",
+                                    self._address, exc)
+                    self._pause(sel, backoff)
+                    continue
+                backoff = 0.0
+                if self._dispatch(conn, addr):
+                    self._pause(sel, None)
+        finally:
+            sel.close()
+
+    def _wait(self, sel: selectors.BaseSelector, timeout: Optional[float]) -> None:
+        for key, _ in sel.select(timeout):
+            if key.fileobj is self._wake_r:
+                try:
+                    while self._wake_r.recv(512):
+                        pass
+                except OSError:
+                    pass
+
+    def _pause(self, sel: selectors.BaseSelector, timeout: Optional[float]) -> None:
+        """Stops watching the listener until a connection ends (at the
+        connection cap: timeout None) or the back-off runs out."""
+        sel.unregister(self._sock)
+        try:
+            with self._cond:
+                self._paused = True
+            while self._state == _SERVING:
+                if timeout is None and (self._max is None or self._count < self._max):
+                    break
+                self._wait(sel, timeout)
+                if timeout is not None:
+                    break
+        finally:
+            with self._cond:
+                self._paused = False
+            sel.register(self._sock, selectors.EVENT_READ)
+
+    def _dispatch(self, conn: Socket, addr: Any) -> bool:
+        """Hands conn to a handler thread; true if now at the cap."""
+        if self._allow is not None and not self._admitted(addr):
+            self._refused += 1
+            conn.close()
+            log.debug("fastsock.Server %r: refused %r", self._address, addr)
+            return False
+        with self._cond:
+            self._count += 1
+            full = self._max is not None and self._count >= self._max
+            if self._idle:
+                self._idle -= 1
+                self._jobs.put((conn, addr))
+                return full
+        thread = threading.Thread(target=self._work, args=(conn, addr),
+                                  daemon=True, name="fastsock.Server handler")
+        with self._cond:
+            self._workers.add(thread)
+        try:
+            thread.start()
+        except RuntimeError:
+            # Out of threads: drop this connection, keep serving the rest.
+            log.exception("fastsock.Server: cannot start a handler thread")
+            with self._cond:
+                self._workers.discard(thread)
+            conn.close()
+            self._ended()
+        return full
+
+    def _admitted(self, addr: Any) -> bool:
+        try:
+            return bool(self._allow(addr))   # type: ignore[misc]
+        except Exception:
+            log.exception("fastsock.Server: allow(%r) raised; refusing", addr)
+            return False
+
+    # ---- handler threads -----------------------------------------------
+
+    def _work(self, conn: Optional[Socket], addr: Any) -> None:
+        try:
+            while conn is not None:
+                self._serve(conn, addr)
+                with self._cond:
+                    if self._state >= _STOPPING:
+                        return
+                    self._idle += 1
+                while True:
+                    try:
+                        job = self._jobs.get(timeout=_IDLE_SECONDS)
+                        break
+                    except Empty:
+                        with self._cond:
+                            # Idle count above the queued jobs: one of the
+                            # idle threads may go, and it is this one.
+                            if self._idle > 0:
+                                self._idle -= 1
+                                return
+                conn, addr = job if job is not None else (None, None)
+        finally:
+            with self._cond:
+                self._workers.discard(threading.current_thread())
+                self._cond.notify_all()
+
+    def _serve(self, conn: Socket, addr: Any) -> None:
+        stream = None
+        try:
+            # Replies are small and latency matters (as Listener does).
+            # A peer gone already is the handler's to find out.
+            if self._tcp:
+                try:
+                    conn.setsockopt(_stdlib.IPPROTO_TCP, _stdlib.TCP_NODELAY, 1)
+                except OSError:
+                    pass
+            stream = Stream(conn, buffer_size=self._buffer_size)
+            with self._cond:
+                self._open[stream] = None
+                if self._state >= _STOPPING:
+                    _shutdown_quietly(stream, _stdlib.SHUT_RD)
+            self._handler(stream, addr)
+        except BaseException as exc:
+            if self._state >= _STOPPING and isinstance(exc, (OSError, EOFError)):
+                log.debug("fastsock.Server: handler for %r ended by shutdown: %r",
+                          addr, exc)
+            else:
+                log.exception("fastsock.Server: handler for %r raised", addr)
+        finally:
+            if stream is not None:
+                with self._cond:
+                    self._open.pop(stream, None)
+                _close_quietly(stream)
+            else:
+                conn.close()
+            self._ended()
+
+    def _ended(self) -> None:
+        with self._cond:
+            self._count -= 1
+            wake = self._paused
+            self._cond.notify_all()
+        if wake:
+            self._wake()
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:
+            pass      # full (a wake-up is pending anyway) or closed
+
+    # ---- shutdown --------------------------------------------------------
+
+    def shutdown(self, timeout: Optional[float] = None) -> None:
+        """Stops the server and waits for its handlers.
+
+        Stops accepting and closes the listener; shuts down the receiving
+        side of every open connection, so a handler blocked in a read (or
+        reading later) gets end-of-file while what it writes still goes
+        out; then waits up to ``timeout`` seconds (None: as long as it
+        takes) for the handlers to return.  Connections whose handlers are
+        still running after that are shut down in both directions.
+        Calling it again, or from a handler, is allowed.
+        """
+        with self._cond:
+            if self._state == _CLOSED:
+                return
+            was_serving = self._state == _SERVING
+            self._state = _STOPPING
+        self._wake()
+        me = threading.current_thread()
+        if was_serving and self._loop_thread != threading.get_ident():
+            self._loop_done.wait()
+        self._listener.close()        # and removes its AF_UNIX socket file
+        mine = 1 if me in self._workers else 0
+        with self._cond:
+            for stream in self._open:
+                _shutdown_quietly(stream, _stdlib.SHUT_RD)
+            if not self._cond.wait_for(lambda: self._count <= mine, timeout):
+                log.warning("fastsock.Server %r: %d handlers still running "
+                            "after %s s; shutting their connections down",
+                            self._address, self._count - mine, timeout)
+                for stream in self._open:
+                    _shutdown_quietly(stream, _stdlib.SHUT_RDWR)
+                self._cond.wait_for(lambda: self._count <= mine, _FORCE_WAIT)
+            # Idle handler threads wait on the queue: one None each.
+            for _ in range(self._idle):
+                self._jobs.put(None)
+            self._idle = 0
+            self._cond.wait_for(lambda: not (self._workers - {me}), _FORCE_WAIT)
+            self._state = _CLOSED
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def server_close(self) -> None:
+        """socketserver's name for closing: the same as shutdown()."""
+        self.shutdown()
+
+
+def _shutdown_quietly(stream: Stream, how: int) -> None:
+    # The handler may have closed its stream already: nothing to wake then.
+    try:
+        stream.socket.shutdown(how)
+    except OSError:
+        pass
+
+
+def _close_quietly(stream: Stream) -> None:
+    # close() flushes: the peer may be gone, which is not the handler's fault.
+    try:
+        stream.close()
+    except OSError as exc:
+        log.debug("fastsock.Server: closing a stream: %r", exc)
