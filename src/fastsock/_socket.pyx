@@ -427,8 +427,8 @@ cdef class Socket:
             raise_oserror(err)
         while True:
             if self.fd == FS_INVALID_SOCKET:
-                # Closed by another thread: poll() would ignore the -1 and
-                # sleep out the timeout.
+                # Closed by another thread, before the wait (poll() would
+                # ignore the -1 and sleep out the timeout) or during it.
                 raise_closed()
             now = fs_monotonic_ns()
             if deadline[0] == 0:
@@ -444,13 +444,11 @@ cdef class Socket:
                 w = fs_wait(self.fd, events, ms)
             if w > 0:
                 return 0
-            if w == 0:
-                if fs_monotonic_ns() >= deadline[0]:
-                    raise_timeout()
-            elif w == FS_EINTR:
+            if w == FS_EINTR:
                 PyErr_CheckSignals()
-            else:
+            elif w < 0:
                 raise_oserror(w)
+            # 0: the time is up, or poll() woke early; the top decides.
 
     cdef int parse_address(self, object address, fs_addr_t *out) except -1:
         if self.family_ == AF_INET or self.family_ == AF_INET6:
