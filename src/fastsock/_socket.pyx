@@ -336,7 +336,8 @@ cdef class Socket:
         if fileno is not None:
             if not isinstance(fileno, int):
                 raise TypeError(
-                    f"fileno must be an int, not '{_builtin_type(fileno).__name__}'")
+                    "fileno must be an int, not "
+                    f"'{_builtin_type(fileno).__name__}'")
             if fileno < 0:
                 raise ValueError(f"negative file descriptor")
             fd = fileno
