@@ -440,6 +440,23 @@ def test_sendto_from_two_threads_reaches_the_right_peers():
             assert set(got) == {b"%d" % i}
 
 
+def test_close_from_another_thread_during_a_timed_wait():
+    """The waiting call ends with EBADF, not a timeout, and never touches
+    whatever descriptor reuses the number."""
+    a, b = tcp_pair(Socket)
+    with closing(a, b):
+        a.settimeout(0.5)
+        closer = threading.Timer(0.1, a.close)
+        closer.start()
+        try:
+            with pytest.raises(OSError) as info:
+                a.recv(10)
+        finally:
+            closer.join()
+        assert info.value.errno == errno.EBADF
+        assert a.fileno() == -1
+
+
 def test_recv_in_threads_on_many_sockets():
     pairs = [tcp_pair(Socket) for _ in range(8)]
     try:

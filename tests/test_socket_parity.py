@@ -344,8 +344,12 @@ def test_fileno_argument_errors(cls):
         cls(fileno="3")
     r, w = os.pipe()
     try:
-        with pytest.raises(OSError):
+        with pytest.raises(OSError) as info:
             cls(fileno=r)                       # not a socket
+        assert info.value.errno == errno.ENOTSOCK
+        with pytest.raises(OSError) as info:
+            cls(socket.AF_INET, socket.SOCK_STREAM, fileno=r)
+        assert info.value.errno == errno.ENOTSOCK
     finally:
         os.close(r)
         os.close(w)

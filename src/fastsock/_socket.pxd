@@ -13,8 +13,10 @@ cdef int raise_oserror(int code) except -1
 # Raises TimeoutError("timed out"), as socket.timeout does.
 cdef int raise_timeout() except -1
 
-# Pins `obj` for reading (any C-contiguous buffer) / for writing into.
-# Both raise TypeError, as the stdlib's "y*" and "w*" converters do.
+# Pins `obj` for reading (any C-contiguous buffer) / for writing into,
+# with the errors of the stdlib's "y*" and "w*" converters: reading raises
+# TypeError for a non-buffer and BufferError for a non-contiguous view,
+# writing raises TypeError for both and for a read-only buffer.
 cdef int get_read_buffer(object obj, Py_buffer *view) except -1
 cdef int get_write_buffer(object obj, Py_buffer *view) except -1
 

@@ -2,6 +2,7 @@
 import builtins
 import socket as _stdlib
 from collections.abc import Iterable
+from os import PathLike
 from types import TracebackType
 from typing import IO, Any, SupportsIndex, TypeVar, overload
 
@@ -10,7 +11,9 @@ from typing_extensions import disjoint_base
 
 # What bind/connect/sendto take: (host, port[, flowinfo, scope_id]) for
 # IP, a path (str, bytes, os.PathLike) for AF_UNIX.
-_Address = tuple[Any, ...] | str | ReadableBuffer
+_Address = (
+    tuple[Any, ...] | str | ReadableBuffer | PathLike[str] | PathLike[bytes]
+)
 # What getsockname/recvfrom/accept return.
 _RetAddress = Any
 _Ancillary = Iterable[tuple[int, int, ReadableBuffer]]
