@@ -14,7 +14,7 @@ import statistics
 import struct
 import sys
 import time
-from typing import Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import fastsock
 
@@ -25,8 +25,9 @@ PING = b"p" * 64
 
 def _pin(cpu: int) -> None:
     # Pin each side to its own CPU where there are two, as WORKLOADS.md says.
-    if hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() > 1:
-        os.sched_setaffinity(0, {cpu % os.cpu_count()})
+    cpus = os.cpu_count() or 1
+    if hasattr(os, "sched_setaffinity") and cpus > 1:
+        os.sched_setaffinity(0, {cpu % cpus})
 
 
 def _fork(child: Callable[[], None]) -> int:
@@ -64,11 +65,10 @@ def _pair() -> Tuple[socket.socket, socket.socket]:
 
 # ---- workloads: each returns operations per second -----------------------
 
-def percall_recv_into(impl: str, n: int, timeout) -> float:
+def percall_recv_into(impl: str, n: int, timeout: Optional[float]) -> float:
     """recv_into on a socket with data queued (G9 with a timeout set)."""
-    a, b = socket.socketpair()
-    if impl == "fastsock":
-        b = fastsock.Socket.from_socket(b)
+    a, stdlib_b = socket.socketpair()
+    b: Any = fastsock.Socket.from_socket(stdlib_b) if impl == "fastsock" else stdlib_b
     b.settimeout(timeout)
     buf = bytearray(64)
     chunk = b"x" * 64 * 256
@@ -128,7 +128,7 @@ def frames(impl: str, n: int) -> float:
                 count += 1
     else:
         with fastsock.Stream(b) as stream:
-            for msg in stream.frames():
+            for _frame in stream.frames():
                 count += 1
     elapsed = time.perf_counter() - t0
     b.close()
@@ -284,13 +284,15 @@ def datagrams(impl: str, n: int) -> float:
                 t_last = time.perf_counter() if count % 1024 == 0 else t_last
         else:
             frx = fastsock.Socket.from_socket(rx)
-            rx = frx
+            rx.close()                  # detached: closing it is a no-op
             batch = fastsock.DatagramBatch(64, 2048)
             while True:
                 count += frx.recv_batch(batch)
                 t_last = time.perf_counter()
     except TimeoutError:
         pass
+    if impl == "fastsock":
+        frx.close()
     rx.close()
     _reap(pid)
     elapsed = max(t_last - t0, 1e-9)

@@ -83,9 +83,8 @@ class _Networks:
             if any(ip in net for net in self.v6):
                 return True
             # A dual-stack socket shows IPv4 peers as ::ffff:a.b.c.d.
-            ip = ip.ipv4_mapped
-            if ip is None:
-                return False
+            mapped = ip.ipv4_mapped
+            return mapped is not None and any(mapped in net for net in self.v4)
         return any(ip in net for net in self.v4)
 
 
