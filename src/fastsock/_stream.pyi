@@ -2,10 +2,13 @@
 import socket
 from typing import Any, Iterable, Iterator, List, Optional, Sequence, Union
 
+from typing_extensions import disjoint_base
+
 from fastsock._socket import Socket
 
 _Buffer = Union[bytes, bytearray, memoryview, Any]
 
+@disjoint_base
 class Stream:
     def __init__(self, sock: Union[Socket, socket.socket], *,
                  buffer_size: int = ..., max_frame: int = ...) -> None: ...
@@ -61,6 +64,7 @@ class Stream:
     def recv_frame_into(self, buffer: _Buffer) -> int: ...
     def frames(self) -> "FrameIterator": ...
 
+@disjoint_base
 class FrameIterator:
     def __new__(cls, stream: Stream) -> "FrameIterator": ...
     def __iter__(self) -> "FrameIterator": ...
