@@ -87,11 +87,10 @@ def percall_recv_into(impl: str, n: int, timeout: Optional[float]) -> float:
     return done / elapsed
 
 
-def frames(impl: str, n: int) -> float:
-    """W3/G3: 100-byte frames behind a 4-byte length, batched sender."""
+def _timed_receive(batch: bytes, n: int, receive: Callable[[socket.socket], int]) -> float:
+    """Messages per second that `receive` counts while a forked peer sends
+    `batch` (1000 messages) n // 1000 times and closes."""
     a, b = _pair()
-    one = struct.pack("!I", FRAME_PAYLOAD) + b"f" * FRAME_PAYLOAD
-    batch = one * 1000
 
     def send() -> None:
         for _ in range(n // 1000):
@@ -100,70 +99,76 @@ def frames(impl: str, n: int) -> float:
 
     pid = _fork(send)
     a.close()
-    count = 0
     t0 = time.perf_counter()
-    if impl == "stdlib":
-        # The best stdlib receiver: recv_into a big buffer, unpack_from.
-        unpack_from = struct.Struct("!I").unpack_from
-        buf = bytearray(1 << 20)
-        view = memoryview(buf)
-        recv_into = b.recv_into
-        have = pos = 0
-        while True:
-            if pos:
-                buf[:have - pos] = view[pos:have]
-                have -= pos
-                pos = 0
-            got = recv_into(view[have:])
-            if not got:
-                break
-            have += got
-            while have - pos >= 4:
-                (size,) = unpack_from(buf, pos)
-                end = pos + 4 + size
-                if end > have:
-                    break
-                msg = buf[pos + 4:end]
-                pos = end
-                count += 1
-    else:
-        with fastsock.Stream(b) as stream:
-            for _frame in stream.frames():
-                count += 1
+    count = receive(b)
     elapsed = time.perf_counter() - t0
     b.close()
     _reap(pid)
     assert count == n // 1000 * 1000, count
     return count / elapsed
+
+
+def _frames_stdlib(b: socket.socket) -> int:
+    # The best stdlib receiver: recv_into a big buffer, unpack_from.
+    unpack_from = struct.Struct("!I").unpack_from
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    recv_into = b.recv_into
+    have = pos = count = 0
+    while True:
+        if pos:
+            buf[:have - pos] = view[pos:have]
+            have -= pos
+            pos = 0
+        got = recv_into(view[have:])
+        if not got:
+            return count
+        have += got
+        while have - pos >= 4:
+            (size,) = unpack_from(buf, pos)
+            end = pos + 4 + size
+            if end > have:
+                break
+            msg = buf[pos + 4:end]
+            pos = end
+            count += 1
+
+
+def _frames_fastsock(b: socket.socket) -> int:
+    count = 0
+    with fastsock.Stream(b) as stream:
+        for _frame in stream.frames():
+            count += 1
+    return count
+
+
+def _lines_stdlib(b: socket.socket) -> int:
+    count = 0
+    with b.makefile("rb") as f:
+        for _line in f:
+            count += 1
+    return count
+
+
+def _lines_fastsock(b: socket.socket) -> int:
+    count = 0
+    with fastsock.Stream(b) as stream:
+        for _line in stream:
+            count += 1
+    return count
+
+
+def frames(impl: str, n: int) -> float:
+    """W3/G3: 100-byte frames behind a 4-byte length, batched sender."""
+    one = struct.pack("!I", FRAME_PAYLOAD) + b"f" * FRAME_PAYLOAD
+    return _timed_receive(one * 1000, n,
+                          _frames_stdlib if impl == "stdlib" else _frames_fastsock)
 
 
 def lines(impl: str, n: int) -> float:
     """W4/G5: 80-byte lines."""
-    a, b = _pair()
-    batch = LINE * 1000
-
-    def send() -> None:
-        for _ in range(n // 1000):
-            a.sendall(batch)
-        a.close()
-
-    pid = _fork(send)
-    a.close()
-    count = 0
-    t0 = time.perf_counter()
-    if impl == "stdlib":
-        with b.makefile("rb") as f:
-            for line in f:
-                count += 1
-    else:
-        with fastsock.Stream(b) as stream:
-            for line in stream:
-                count += 1
-    elapsed = time.perf_counter() - t0
-    b.close()
-    _reap(pid)
-    assert count == n // 1000 * 1000, count
-    return count / elapsed
+    return _timed_receive(LINE * 1000, n,
+                          _lines_stdlib if impl == "stdlib" else _lines_fastsock)
 
 
 def naive_frames(impl: str, n: int) -> float:
