@@ -23,6 +23,7 @@ import time
 import pytest
 
 import fastsock
+from fastsock.bench import count_frames_stdlib
 
 ROUNDS = int(os.environ.get("FASTSOCK_BENCH_ROUNDS", "5"))
 SCALE = float(os.environ.get("FASTSOCK_BENCH_SCALE", "1.0"))
@@ -349,28 +350,7 @@ def test_g3_frames(benchmark):
 
         def run():
             sock.send(b"g")
-            unpack_from = struct.Struct(">I").unpack_from
-            buf = bytearray(1 << 20)
-            view = memoryview(buf)
-            recv_into = sock.recv_into
-            have = pos = n = 0
-            while True:
-                if pos:
-                    buf[:have - pos] = view[pos:have]
-                    have -= pos
-                    pos = 0
-                got = recv_into(view[have:])
-                if not got:
-                    break
-                have += got
-                while have - pos >= 4:
-                    size, = unpack_from(buf, pos)
-                    end = pos + 4 + size
-                    if end > have:
-                        break
-                    msg = buf[pos + 4:end]
-                    pos = end
-                    n += 1
+            n = count_frames_stdlib(sock)
             assert n == total
             sock.close()
             peer.wait()

@@ -108,8 +108,10 @@ def _timed_receive(batch: bytes, n: int, receive: Callable[[socket.socket], int]
     return count / elapsed
 
 
-def _frames_stdlib(b: socket.socket) -> int:
-    # The best stdlib receiver: recv_into a big buffer, unpack_from.
+def count_frames_stdlib(b: socket.socket) -> int:
+    """The best stdlib frame receiver (recv_into a big buffer, unpack_from):
+    counts frames until EOF.  bench/ uses it too, so both measure one
+    baseline."""
     unpack_from = struct.Struct("!I").unpack_from
     buf = bytearray(1 << 20)
     view = memoryview(buf)
@@ -162,7 +164,7 @@ def frames(impl: str, n: int) -> float:
     """W3/G3: 100-byte frames behind a 4-byte length, batched sender."""
     one = struct.pack("!I", FRAME_PAYLOAD) + b"f" * FRAME_PAYLOAD
     return _timed_receive(one * 1000, n,
-                          _frames_stdlib if impl == "stdlib" else _frames_fastsock)
+                          count_frames_stdlib if impl == "stdlib" else _frames_fastsock)
 
 
 def lines(impl: str, n: int) -> float:
