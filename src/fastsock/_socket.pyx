@@ -135,6 +135,37 @@ cdef void release_views(Py_buffer *views, Py_ssize_t n,
         PyMem_Free(views)
 
 
+# Pins seq[0..count-1] (writable ones if `writable`) and points bufs at
+# them.  *views and *bufs start at the caller's stack arrays and are moved
+# to one heap block for more than STACK_BUFS buffers; *pinned counts what
+# was pinned, so the caller's `finally: release_views(...)` releases exactly
+# that, also when this raises half-way.
+cdef int pin_buffers(object seq, Py_ssize_t count, bint writable,
+                     Py_buffer **views, fs_buf_t **bufs,
+                     Py_ssize_t *pinned) except -1:
+    cdef Py_ssize_t i
+    cdef Py_buffer *v
+    cdef fs_buf_t *b
+    if count > STACK_BUFS:
+        v = <Py_buffer *>PyMem_Malloc(
+            count * (sizeof(Py_buffer) + sizeof(fs_buf_t)))
+        if v == NULL:
+            raise MemoryError()
+        views[0] = v
+        bufs[0] = <fs_buf_t *>(v + count)
+    v = views[0]
+    b = bufs[0]
+    for i in range(count):
+        if writable:
+            get_write_buffer(seq[i], &v[i])
+        else:
+            get_read_buffer(seq[i], &v[i])
+        pinned[0] += 1
+        b[i].base = <char *>v[i].buf
+        b[i].len = v[i].len
+    return 0
+
+
 cdef PyObject *alloc_bytes(Py_ssize_t size) except NULL:
     cdef PyObject *raw = new_raw_bytes(NULL, size)
     if raw == NULL:
@@ -997,25 +1028,15 @@ cdef class Socket:
         cdef Py_buffer *views = stack_views
         cdef fs_buf_t *bufs = stack_bufs
         cdef fs_buf_t *cur
-        cdef Py_ssize_t count, pinned = 0, i
+        cdef Py_ssize_t count, pinned = 0
         cdef size_t left, chunk
         cdef fs_ssize_t n = 0
         cdef int64_t deadline = 0
         self.check_open()
         seq = buffers if isinstance(buffers, (list, tuple)) else list(buffers)
         count = len(seq)
-        if count > STACK_BUFS:
-            views = <Py_buffer *>PyMem_Malloc(
-                count * (sizeof(Py_buffer) + sizeof(fs_buf_t)))
-            if views == NULL:
-                raise MemoryError()
-            bufs = <fs_buf_t *>(views + count)
         try:
-            for i in range(count):
-                get_read_buffer(seq[i], &views[i])
-                pinned += 1
-                bufs[i].base = <char *>views[i].buf
-                bufs[i].len = views[i].len
+            pin_buffers(seq, count, False, &views, &bufs, &pinned)
             cur = bufs
             left = count
             while left > 0:
@@ -1039,7 +1060,7 @@ cdef class Socket:
         cdef fs_buf_t stack_bufs[STACK_BUFS]
         cdef Py_buffer *views = stack_views
         cdef fs_buf_t *bufs = stack_bufs
-        cdef Py_ssize_t count, pinned = 0, i
+        cdef Py_ssize_t count, pinned = 0
         cdef fs_ssize_t n
         cdef fs_addr_t a
         cdef fs_addr_t *ap = NULL
@@ -1057,18 +1078,8 @@ cdef class Socket:
             self.parse_address(address, &a)
             ap = &a
         items = ancillary_items(ancdata)
-        if count > STACK_BUFS:
-            views = <Py_buffer *>PyMem_Malloc(
-                count * (sizeof(Py_buffer) + sizeof(fs_buf_t)))
-            if views == NULL:
-                raise MemoryError()
-            bufs = <fs_buf_t *>(views + count)
         try:
-            for i in range(count):
-                get_read_buffer(seq[i], &views[i])
-                pinned += 1
-                bufs[i].base = <char *>views[i].buf
-                bufs[i].len = views[i].len
+            pin_buffers(seq, count, False, &views, &bufs, &pinned)
             if items:
                 for lvl, typ, data in items:
                     # Bytes, not items: an array of fds has 4-byte items.
@@ -1138,24 +1149,14 @@ cdef class Socket:
         cdef fs_buf_t stack_bufs[STACK_BUFS]
         cdef Py_buffer *views = stack_views
         cdef fs_buf_t *bufs = stack_bufs
-        cdef Py_ssize_t count, pinned = 0, i
+        cdef Py_ssize_t count, pinned = 0
         self.check_open()
         seq = buffers if isinstance(buffers, (list, tuple)) else list(buffers)
         count = len(seq)
         if count > IOV_MAX:
             raise OSError(90, "recvmsg_into() takes at most IOV_MAX buffers")
-        if count > STACK_BUFS:
-            views = <Py_buffer *>PyMem_Malloc(
-                count * (sizeof(Py_buffer) + sizeof(fs_buf_t)))
-            if views == NULL:
-                raise MemoryError()
-            bufs = <fs_buf_t *>(views + count)
         try:
-            for i in range(count):
-                get_write_buffer(seq[i], &views[i])
-                pinned += 1
-                bufs[i].base = <char *>views[i].buf
-                bufs[i].len = views[i].len
+            pin_buffers(seq, count, True, &views, &bufs, &pinned)
             return self.recvmsg_impl(bufs, count, ancbufsize, flags)
         finally:
             release_views(views, pinned, stack_views)
