@@ -32,10 +32,13 @@
 typedef SOCKET fs_sock_t;
 #  define FS_INVALID_SOCKET INVALID_SOCKET
 
-/* Laid out like WSABUF so an array goes straight to WSASend/WSARecv. */
+/* A buffer with a size_t length, as on POSIX.  WSABUF counts in a ULONG,
+ * so fs_win.c copies an array into WSABUFs per call, cutting it where the
+ * lengths stop fitting: a buffer of 4 GiB or more is then sent or filled
+ * in parts, never cut silently to its low 32 bits. */
 typedef struct fs_buf_s {
-    ULONG len;
     char *base;
+    size_t len;
 } fs_buf_t;
 
 typedef int fs_socklen_t;

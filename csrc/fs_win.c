@@ -26,12 +26,6 @@
 #  define MSG_TRUNC 0x0100
 #endif
 
-/* fs_buf_t arrays go to WSASend/WSARecv as they are (see fastsock.h). */
-typedef char fs__wsabuf_layout[
-    (sizeof(fs_buf_t) == sizeof(WSABUF)
-     && offsetof(fs_buf_t, len) == offsetof(WSABUF, len)
-     && offsetof(fs_buf_t, base) == offsetof(WSABUF, buf)) ? 1 : -1];
-
 /* ---- set-up and errors ------------------------------------------------ */
 
 /* WSAGetLastError() is GetLastError(): this also reads the code that a
@@ -215,33 +209,47 @@ static int fs__clamp(size_t len)
     return len > INT_MAX ? INT_MAX : (int)len;
 }
 
-/* The buffers of one WSASend/WSARecv: the leading ones whose total fits in
- * INT_MAX bytes (the count comes back in a DWORD and WinSock misbehaves
- * past INT_MAX), or, if the first alone is longer, a copy of it cut to
- * INT_MAX in *tmp.  An empty list becomes one empty buffer, so that an
- * empty datagram can be sent.  Stores the count in *count. */
-static WSABUF *fs__wsabufs(const fs_buf_t *bufs, size_t n, WSABUF *tmp,
+/* WSABUFs of one call on the stack; longer vectors go to the heap. */
+#define FS__WSABUFS_STACK 64
+
+/* Copies the leading buffers whose total fits in INT_MAX bytes (the count
+ * comes back in a DWORD and WinSock misbehaves past INT_MAX) into WSABUFs:
+ * into `stack` (FS__WSABUFS_STACK entries) or a heap block that the caller
+ * frees if it is not `stack`.  A first buffer longer than that alone is
+ * cut to INT_MAX, a short send or receive that the caller finishes.  An
+ * empty list becomes one empty buffer, so that an empty datagram can be
+ * sent.  Stores the count in *count; NULL when out of memory. */
+static WSABUF *fs__wsabufs(const fs_buf_t *bufs, size_t n, WSABUF *stack,
                            DWORD *count)
 {
+    WSABUF *out = stack;
     size_t total = 0;
     size_t i;
 
     if (n > MAXDWORD)
         n = MAXDWORD;
     for (i = 0; i < n; i++) {
-        if (bufs[i].len > INT_MAX - total)
+        if (bufs[i].len > (size_t)INT_MAX - total)
             break;
         total += bufs[i].len;
     }
     if (i == 0) {
-        tmp->buf = n > 0 ? bufs[0].base : NULL;
-        tmp->len = n > 0 ? INT_MAX : 0;
+        stack->buf = n > 0 ? bufs[0].base : NULL;
+        stack->len = n > 0 ? INT_MAX : 0;
         *count = 1;
-        return tmp;
+        return stack;
+    }
+    if (i > FS__WSABUFS_STACK) {
+        out = (WSABUF *)malloc(i * sizeof(WSABUF));
+        if (out == NULL)
+            return NULL;
+    }
+    for (n = 0; n < i; n++) {
+        out[n].buf = bufs[n].base;
+        out[n].len = (ULONG)bufs[n].len;
     }
     *count = (DWORD)i;
-    /* WSASend does not write to the array; its prototype is not const. */
-    return (WSABUF *)bufs;
+    return out;
 }
 
 static size_t fs__wsabufs_total(const WSABUF *b, DWORD count)
@@ -559,7 +567,7 @@ fs_ssize_t fs_sendmsg(fs_sock_t s, const fs_buf_t *bufs, size_t n,
                       const struct sockaddr *addr, fs_socklen_t addrlen,
                       const void *control, size_t controllen, int flags)
 {
-    WSABUF tmp, *b;
+    WSABUF stack[FS__WSABUFS_STACK], *b;
     DWORD count, sent = 0;
     int r;
 
@@ -568,13 +576,18 @@ fs_ssize_t fs_sendmsg(fs_sock_t s, const fs_buf_t *bufs, size_t n,
      * header promises none. */
     if (controllen != 0)
         return FS_EOPNOTSUPP;
-    b = fs__wsabufs(bufs, n, &tmp, &count);
+    b = fs__wsabufs(bufs, n, stack, &count);
+    if (b == NULL)
+        return FS_ENOMEM;
     if (addr)
         r = WSASendTo(s, b, count, &sent, (DWORD)flags, addr, addrlen,
                       NULL, NULL);
     else
         r = WSASend(s, b, count, &sent, (DWORD)flags, NULL, NULL);
-    return r == 0 ? (fs_ssize_t)sent : fs_last_error();
+    r = r == 0 ? 0 : fs_last_error();
+    if (b != stack)
+        free(b);
+    return r == 0 ? (fs_ssize_t)sent : r;
 }
 
 fs_ssize_t fs_sendv(fs_sock_t s, const fs_buf_t *bufs, size_t n, int flags)
@@ -587,26 +600,32 @@ fs_ssize_t fs_recvmsg(fs_sock_t s, fs_buf_t *bufs, size_t n,
                       void *control, size_t *controllen, int *msg_flags,
                       int flags)
 {
-    WSABUF tmp, *b;
+    WSABUF stack[FS__WSABUFS_STACK], *b;
     DWORD count, got = 0, fl = (DWORD)flags;
     int r;
 
     (void)control;
-    b = fs__wsabufs(bufs, n, &tmp, &count);
+    b = fs__wsabufs(bufs, n, stack, &count);
+    if (b == NULL)
+        return FS_ENOMEM;
     if (addr)
         r = WSARecvFrom(s, b, count, &got, &fl, addr, addrlen, NULL, NULL);
     else
         r = WSARecv(s, b, count, &got, &fl, NULL, NULL);
     if (r != 0) {
-        int err = fs_last_error();
-
+        r = fs_last_error();
         /* The buffers hold the start of a longer datagram, the rest is
          * lost: what POSIX reports as a full read with MSG_TRUNC. */
-        if (err != FS_EMSGSIZE)
-            return err;
-        got = (DWORD)fs__wsabufs_total(b, count);
-        fl = MSG_TRUNC;
+        if (r == FS_EMSGSIZE) {
+            got = (DWORD)fs__wsabufs_total(b, count);
+            fl = MSG_TRUNC;
+            r = 0;
+        }
     }
+    if (b != stack)
+        free(b);
+    if (r < 0)
+        return r;
     if (controllen)
         *controllen = 0;
     if (msg_flags)

@@ -10,7 +10,7 @@ cdef extern from "fastsock.h" nogil:
 
     fs_sock_t FS_INVALID_SOCKET
 
-    ctypedef struct fs_buf_t:       # iovec / WSABUF order, set by the header
+    ctypedef struct fs_buf_t:       # iovec order on POSIX, set by the header
         char *base
         size_t len
 

@@ -528,6 +528,20 @@ static void test_sendv_recvv(void)
     CHECK_EQ(fs_sendv(p[0], many, nmany, 0), nmany);
     REQUIRE_EQ(recv_exact(p[1], back, nmany), 0);
     CHECK(memcmp(bytes, back, nmany) == 0);
+
+#if defined(_WIN32) && SIZE_MAX > UINT32_MAX
+    /* A length past 32 bits is not cut to its low bits (5 here): the
+     * call stops before that buffer, which is never touched. */
+    sb[0] = mkbuf(s4, 9);
+    sb[1] = mkbuf(s3, ((size_t)1 << 32) + 5);
+    CHECK_EQ(fs_sendv(p[0], sb, 2, 0), 9);
+    rb[0] = mkbuf(r3, 4);
+    rb[1] = mkbuf(r2, ((size_t)1 << 32) + 1);
+    CHECK_EQ(fs_recvv(p[1], rb, 2, 0), 4);
+    CHECK(memcmp(r3, "ijkl", 4) == 0);
+    REQUIRE_EQ(recv_exact(p[1], r3, 5), 0);
+    CHECK(memcmp(r3, "mnopq", 5) == 0);
+#endif
 out:
     free(many);
     free(bytes);
