@@ -9,6 +9,12 @@ processes pinned to one CPU, the load generator to the other.  In one run:
     threading  socketserver.ThreadingTCPServer, handler: recv() + sendall()
     asyncio    asyncio Protocol: data_received() -> transport.write()
     selectors  one thread, selectors.DefaultSelector, recv() + send()
+    c-threads  plain C, one thread per connection, blocking recv + send
+    c-epoll    plain C, one thread, epoll + recv + send
+
+The two C servers (bench/c/echo_server.c) bound what each server model can
+get on this machine without Python: the thread-per-connection model pays a
+context switch per request that no library on top of it can remove.
 
 Runs are interleaved (A B C D A B C D ...), each a bounded time; medians,
 min-max and ratios against ThreadingTCPServer are reported, with the server
@@ -34,7 +40,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-KINDS = ("fastsock", "threading", "asyncio", "selectors")
+KINDS = ("fastsock", "threading", "asyncio", "selectors", "c-threads", "c-epoll")
+C_KINDS = {"c-threads": "threads", "c-epoll": "epoll"}
 BASELINE = "threading"
 
 
@@ -132,20 +139,32 @@ SERVERS = {"fastsock": serve_fastsock, "threading": serve_threading,
 
 # ---- driving them ----------------------------------------------------------------
 
-def build_loadgen(directory):
-    exe = os.path.join(directory, "loadgen")
+def build(directory, source, *flags):
+    exe = os.path.join(directory, os.path.splitext(os.path.basename(source))[0])
     subprocess.run([os.environ.get("CC", "cc"), "-O2", "-std=c11", "-o", exe,
-                    os.path.join(HERE, "loadgen.c")], check=True)
+                    os.path.join(HERE, source), *flags], check=True)
     return exe
 
 
-def start_server(kind, cpu, wrap=()):
-    # The server imports fastsock as this process would (PYTHONPATH=src for
-    # an in-place build, else the installed package).
-    proc = subprocess.Popen(
-        [*wrap, sys.executable, os.path.abspath(__file__), "--serve", kind,
-         "--cpu", str(cpu)],
-        stdout=subprocess.PIPE, text=True)
+def build_loadgen(directory):
+    return build(directory, "loadgen.c")
+
+
+def start_server(kind, cpu, wrap=(), directory=None):
+    if kind in C_KINDS:
+        exe = build(directory, os.path.join("c", "echo_server.c"), "-pthread")
+        command = [exe, C_KINDS[kind]]
+    else:
+        # The server imports fastsock as this process would (PYTHONPATH=src
+        # for an in-place build, else the installed package).
+        command = [sys.executable, os.path.abspath(__file__), "--serve", kind,
+                   "--cpu", str(cpu)]
+    pin = None
+    if kind in C_KINDS and hasattr(os, "sched_setaffinity"):
+        def pin():
+            os.sched_setaffinity(0, {cpu})
+    proc = subprocess.Popen([*wrap, *command], stdout=subprocess.PIPE, text=True,
+                            preexec_fn=pin)
     port = int(proc.stdout.readline())
     return proc, port
 
@@ -242,7 +261,8 @@ def measure(kinds=KINDS, rounds=5, seconds=2.0, conns=64, size=64,
     results = {kind: [] for kind in kinds}
     with tempfile.TemporaryDirectory() as tmp:
         loadgen = build_loadgen(tmp)
-        servers = {kind: start_server(kind, server_cpu) for kind in kinds}
+        servers = {kind: start_server(kind, server_cpu, directory=tmp)
+                   for kind in kinds}
         try:
             for r in range(rounds):
                 for kind in kinds:
@@ -302,18 +322,25 @@ def futex_per_request(kind, seconds=2.0, conns=64, server_cpu=0, client_cpu=1):
 
 
 def report(results, log=print):
+    """Prints medians, min-max and two ratios against ThreadingTCPServer:
+    of the medians, and the median of each round's own ratio (runs of one
+    round are seconds apart, so that one cancels most of the drift of a
+    shared machine between rounds)."""
     medians = {k: statistics.median(run[0] for run in v) for k, v in results.items()}
-    base = medians.get(BASELINE)
+    base = results.get(BASELINE)
     log(f"{'server':10s} {'median req/s':>12s} {'min':>8s} {'max':>8s} "
-        f"{'vs threading':>12s} {'user us/req':>11s} {'sys us/req':>10s} "
-        f"{'futex/req':>9s} {'switches/req':>12s}")
+        f"{'vs threading':>12s} {'paired':>7s} {'user us/req':>11s} "
+        f"{'sys us/req':>10s} {'futex/req':>9s} {'switches/req':>12s}")
     for kind, runs in results.items():
         rps = [run[0] for run in runs]
         column = [statistics.median(run[i] for run in runs)
                   if runs[0][i] is not None else float("nan") for i in (1, 2, 3, 4)]
-        ratio = medians[kind] / base if base else float("nan")
+        ratio = paired = float("nan")
+        if base:
+            ratio = medians[kind] / medians[BASELINE]
+            paired = statistics.median(a[0] / b[0] for a, b in zip(runs, base))
         log(f"{kind:10s} {medians[kind]:12.0f} {min(rps):8.0f} {max(rps):8.0f} "
-            f"{ratio:11.2f}x {column[0]:11.1f} {column[1]:10.1f} "
+            f"{ratio:11.2f}x {paired:6.2f}x {column[0]:11.1f} {column[1]:10.1f} "
             f"{column[2]:9.2f} {column[3]:12.2f}")
     return medians
 
@@ -336,7 +363,7 @@ def test_w6_server_requests_per_second(benchmark):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=tuple(SERVERS), help=argparse.SUPPRESS)
     parser.add_argument("--cpu", type=int, default=0, help="server CPU")
     parser.add_argument("--client-cpu", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=5)
