@@ -256,8 +256,16 @@ fs_ssize_t fs_recvmsg(fs_sock_t s, fs_buf_t *bufs, size_t n,
 /* Sends up to count bytes of the open file `fd` (a C runtime descriptor)
  * from *offset with the OS's zero-copy call (sendfile, TransmitFile), and
  * advances *offset by what was sent.  Returns bytes sent (0 at the file's
- * end) or FS_EOPNOTSUPP where the OS has no such call for this pair. */
-fs_ssize_t fs_sendfile(fs_sock_t s, int fd, int64_t *offset, size_t count);
+ * end) or FS_EOPNOTSUPP where the OS has no such call for this pair.
+ * `blocking` says whether s is in blocking mode, which WinSock cannot
+ * report.  sendfile() follows the mode itself (FS_EAGAIN when a
+ * non-blocking socket is full).  TransmitFile ignores it and runs until
+ * everything is sent, which no timeout can bound (a cancelled call may
+ * never end, wine shows), so fs_win.c uses it only when blocking and
+ * returns FS_EOPNOTSUPP otherwise: the caller copies, as the stdlib's
+ * socket.sendfile() always does on Windows. */
+fs_ssize_t fs_sendfile(fs_sock_t s, int fd, int64_t *offset, size_t count,
+                       int blocking);
 
 /* Receives up to n datagrams into d[0..n-1] (each with one buffer): one
  * recvmmsg() on Linux, a loop of recvfrom elsewhere.  Returns how many

@@ -355,8 +355,10 @@ fs_ssize_t fs_recvv(fs_sock_t s, fs_buf_t *bufs, size_t n, int flags)
     return fs_recvmsg(s, bufs, n, NULL, NULL, NULL, NULL, NULL, flags);
 }
 
-fs_ssize_t fs_sendfile(fs_sock_t s, int fd, int64_t *offset, size_t count)
+fs_ssize_t fs_sendfile(fs_sock_t s, int fd, int64_t *offset, size_t count,
+                       int blocking)
 {
+    (void)blocking;
 #ifdef __linux__
     off_t off = (off_t)*offset;
     ssize_t r = sendfile(s, fd, &off, count);

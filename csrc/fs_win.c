@@ -678,9 +678,10 @@ static HANDLE fs__osfhandle(int fd)
 #define FS__TRANSMIT_MAX ((DWORD)INT_MAX - 1)
 
 /* The file is read at *offset through the OVERLAPPED (its file pointer is
- * not used), and the call waits for TransmitFile to finish, also on a
- * non-blocking socket, whose mode WinSock cannot report. */
-fs_ssize_t fs_sendfile(fs_sock_t s, int fd, int64_t *offset, size_t count)
+ * not used), and the call waits for TransmitFile to finish: blocking
+ * sockets only (see fastsock.h). */
+fs_ssize_t fs_sendfile(fs_sock_t s, int fd, int64_t *offset, size_t count,
+                       int blocking)
 {
     HANDLE file, event;
     LARGE_INTEGER size;
@@ -691,6 +692,8 @@ fs_ssize_t fs_sendfile(fs_sock_t s, int fd, int64_t *offset, size_t count)
 
     if (fd < 0)
         return -WSAEBADF;
+    if (!blocking)
+        return FS_EOPNOTSUPP;
     file = fs__osfhandle(fd);
     if (file == INVALID_HANDLE_VALUE)
         return -WSAEBADF;

@@ -97,7 +97,8 @@ cdef extern from "fastsock.h" nogil:
                           sockaddr *addr, fs_socklen_t *addrlen,
                           void *control, size_t *controllen, int *msg_flags,
                           int flags)
-    fs_ssize_t fs_sendfile(fs_sock_t s, int fd, int64_t *offset, size_t count)
+    fs_ssize_t fs_sendfile(fs_sock_t s, int fd, int64_t *offset, size_t count,
+                           int blocking)
     int fs_recv_batch(fs_sock_t s, fs_dgram_t *d, size_t n, int flags)
     int fs_send_batch(fs_sock_t s, const fs_dgram_t *d, size_t n, int flags)
     int fs_send_segments(fs_sock_t s, const fs_buf_t *bufs, size_t n,

@@ -1235,7 +1235,8 @@ cdef class Socket:
                 want = 0x7FFF0000 if count is None else min(
                     count - total, 0x7FFF0000)
                 with nogil:
-                    n = fs_sendfile(self.fd, fd, &pos, want)
+                    n = fs_sendfile(self.fd, fd, &pos, want,
+                                    self.timeout_ns < 0)
                 if n > 0:
                     total += n
                     continue
