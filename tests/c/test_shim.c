@@ -952,6 +952,26 @@ out:
     close_socks(&u2, 1);
 }
 
+/* Fills data, writes it to a new temporary file opened as *fd (its name in
+ * path) and makes a connected pair p for sending it. */
+static int file_and_pair(char *data, size_t n, unsigned seed, char *path,
+                         int *fd, fs_sock_t *p)
+{
+    fill(data, n, seed);
+    *fd = temp_file(data, n, path);
+    if (*fd < 0)
+        return -1;
+    return fs_socketpair(PAIR_FAMILY, SOCK_STREAM, 0, p);
+}
+
+static void remove_file(int fd, const char *path)
+{
+    if (fd >= 0) {
+        close_fd(fd);
+        remove(path);
+    }
+}
+
 /* A peer that reads nothing and a non-blocking socket.  POSIX: the call
  * comes back at once with part of the file or FS_EAGAIN, and exactly what
  * it counted as sent arrives, in order, when the peer reads on.  Windows:
@@ -969,10 +989,7 @@ static void test_sendfile_nonblocking(void)
 
     BEGIN("fs_sendfile on a non-blocking socket to a peer that does not read");
     REQUIRE(data && buf);
-    fill(data, BIG, 9);
-    fd = temp_file(data, BIG, path);
-    REQUIRE(fd >= 0);
-    REQUIRE_EQ(fs_socketpair(PAIR_FAMILY, SOCK_STREAM, 0, p), 0);
+    REQUIRE_EQ(file_and_pair(data, BIG, 9, path, &fd, p), 0);
     fs_setsockopt(p[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
     fs_setsockopt(p[1], SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
     REQUIRE_EQ(fs_set_nonblocking(p[0], 1), 0);
@@ -1006,10 +1023,7 @@ static void test_sendfile_nonblocking(void)
     CHECK_EQ(got, BIG);
     CHECK_EQ(off, BIG);
 out:
-    if (fd >= 0) {
-        close_fd(fd);
-        remove(path);
-    }
+    remove_file(fd, path);
     free(data);
     free(buf);
     close_socks(p, 2);
@@ -1027,10 +1041,7 @@ static void test_sendfile(void)
 
     BEGIN("fs_sendfile");
     REQUIRE(data && buf);
-    fill(data, FSIZE, 5);
-    fd = temp_file(data, FSIZE, path);
-    REQUIRE(fd >= 0);
-    REQUIRE_EQ(fs_socketpair(PAIR_FAMILY, SOCK_STREAM, 0, p), 0);
+    REQUIRE_EQ(file_and_pair(data, FSIZE, 5, path, &fd, p), 0);
     for (;;) {
         r = fs_sendfile(p[0], fd, &off, STEP, 1);
         if (r == FS_EOPNOTSUPP && SENDFILE_OPTIONAL) {
@@ -1067,10 +1078,7 @@ out:
         close_fd(pfd[0]);
         close_fd(pfd[1]);
     }
-    if (fd >= 0) {
-        close_fd(fd);
-        remove(path);
-    }
+    remove_file(fd, path);
     free(data);
     free(buf);
     close_socks(p, 2);
