@@ -1025,7 +1025,7 @@ cdef class Stream:
                         raise MemoryError()
                     self.wbuf = p
                     self.wcap = self.wlen + rest
-                for i in range(left):
+                for i in range(<Py_ssize_t>left):
                     copy(self.wbuf + self.wlen, cur[i].base, cur[i].len)
                     self.wlen += cur[i].len
                 raise
