@@ -4,7 +4,6 @@ import gc
 import os
 import re
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -19,6 +18,7 @@ import fastsock
 from fastsock import DatagramBatch, Socket
 from fastsock._batch import recv_batch, send_batch
 from fastsock._socket import socketpair
+from socket_support import on_alarm
 
 # Every blocking call in this file has a timeout, so a bug fails a test
 # instead of hanging the suite.
@@ -363,17 +363,14 @@ def test_signal_during_wait_retries(pair):
     # on waiting for the same deadline.
     tx, rx = pair
     hits = []
-    old = signal.signal(signal.SIGALRM, lambda *a: hits.append(1))
     timer = threading.Timer(0.3, tx.send, (b"after signal",))
     try:
-        signal.setitimer(signal.ITIMER_REAL, 0.05)
-        timer.start()
-        batch = DatagramBatch(2, 32)
-        assert rx.recv_batch(batch) == 1
-        assert batch[0] == b"after signal" and hits == [1]
+        with on_alarm(0.05, lambda *a: hits.append(1)):
+            timer.start()
+            batch = DatagramBatch(2, 32)
+            assert rx.recv_batch(batch) == 1
+            assert batch[0] == b"after signal" and hits == [1]
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
         timer.join()
 
 
@@ -384,15 +381,11 @@ def test_signal_handler_exception_propagates(pair):
     def boom(*args):
         raise KeyboardInterrupt
 
-    old = signal.signal(signal.SIGALRM, boom)
     timer = late(3.0, tx)
     try:
-        signal.setitimer(signal.ITIMER_REAL, 0.05)
-        with pytest.raises(KeyboardInterrupt):
+        with on_alarm(0.05, boom), pytest.raises(KeyboardInterrupt):
             rx.recv_batch(DatagramBatch(2, 8))
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
         timer.cancel()
 
 
