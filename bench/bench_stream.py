@@ -23,7 +23,8 @@ import time
 import pytest
 
 import fastsock
-from fastsock.bench import count_frames_stdlib
+from fastsock.bench import (count_frames_stdlib, count_frames_stream, count_lines_stdlib,
+                            count_lines_stream)
 
 ROUNDS = int(os.environ.get("FASTSOCK_BENCH_ROUNDS", "5"))
 SCALE = float(os.environ.get("FASTSOCK_BENCH_SCALE", "1.0"))
@@ -317,16 +318,15 @@ def test_g2_ping_pong(benchmark, timeout):
             "round trips", trips, fastsock_round, {"sendall+recv_into": stdlib_round})
 
 
-# ---- G3: frames ---------------------------------------------------------------
+# ---- G3 and G5: a batched sender, messages counted as they arrive -------------------
 
-FRAME = struct.pack(">I", 100) + os.urandom(100)
-
-
-def test_g3_frames(benchmark):
-    pin(SELF_CPU)
-    per_block = 65536 // len(FRAME)
-    block = FRAME * per_block
-    times = count(4000)
+def batched_rounds(message, times, count_stream, count_stdlib):
+    """(messages, fastsock's round, the stdlib's round) for a peer that, once
+    it reads b"g", sends `times` 64 KiB blocks of `message`: each round counts
+    the messages with the receiver of fastsock.bench (the CLI measures the
+    same loops) and checks the total."""
+    per_block = 65536 // len(message)
+    block = message * per_block
     total = per_block * times
 
     def fastsock_round():
@@ -335,27 +335,34 @@ def test_g3_frames(benchmark):
 
         def run():
             s.socket.send(b"g")
-            n = 0
-            for msg in s.frames():
-                n += 1
-            assert n == total
+            assert count_stream(s) == total
             s.close()
             peer.wait()
         return run
 
     def stdlib_round():
-        # The best stdlib receiver: recv_into a big buffer, unpack_from.
         peer = Peer(send_blocks, block, times, False)
         sock = peer.sock
 
         def run():
             sock.send(b"g")
-            n = count_frames_stdlib(sock)
-            assert n == total
+            assert count_stdlib(sock) == total
             sock.close()
             peer.wait()
         return run
 
+    return total, fastsock_round, stdlib_round
+
+
+# ---- G3: frames ---------------------------------------------------------------
+
+FRAME = struct.pack(">I", 100) + os.urandom(100)
+
+
+def test_g3_frames(benchmark):
+    pin(SELF_CPU)
+    total, fastsock_round, stdlib_round = batched_rounds(
+        FRAME, count(4000), count_frames_stream, count_frames_stdlib)
     measure(benchmark, "G3 frames 4+100 B, batched sender", "msg", total,
             fastsock_round, {"recv_into+unpack_from": stdlib_round})
 
@@ -403,40 +410,8 @@ def test_g4_send_frame(benchmark):
 def test_g5_lines(benchmark):
     pin(SELF_CPU)
     line = os.urandom(40).hex()[:79].encode() + b"\n"
-    per_block = 65536 // len(line)
-    block = line * per_block
-    times = count(1500)
-    total = per_block * times
-
-    def fastsock_round():
-        peer = Peer(send_blocks, block, times, False)
-        s = peer.stream()
-
-        def run():
-            s.socket.send(b"g")
-            n = 0
-            for msg in s:
-                n += 1
-            assert n == total
-            s.close()
-            peer.wait()
-        return run
-
-    def stdlib_round():
-        peer = Peer(send_blocks, block, times, False)
-        sock = peer.sock
-
-        def run():
-            sock.send(b"g")
-            n = 0
-            with sock.makefile("rb") as f:
-                for msg in f:
-                    n += 1
-            assert n == total
-            sock.close()
-            peer.wait()
-        return run
-
+    total, fastsock_round, stdlib_round = batched_rounds(
+        line, count(1500), count_lines_stream, count_lines_stdlib)
     measure(benchmark, "G5 lines of 80 B", "lines", total, fastsock_round,
             {"makefile('rb')": stdlib_round})
 

@@ -136,15 +136,24 @@ def count_frames_stdlib(b: socket.socket) -> int:
             count += 1
 
 
-def _frames_fastsock(b: socket.socket) -> int:
+def count_frames_stream(stream: fastsock.Stream) -> int:
+    """fastsock's frame receiver: counts ``stream.frames()`` until EOF."""
     count = 0
-    with fastsock.Stream(b) as stream:
-        for _frame in stream.frames():
-            count += 1
+    for _frame in stream.frames():
+        count += 1
     return count
 
 
-def _lines_stdlib(b: socket.socket) -> int:
+def count_lines_stream(stream: fastsock.Stream) -> int:
+    """fastsock's line receiver: counts ``for line in stream`` until EOF."""
+    count = 0
+    for _line in stream:
+        count += 1
+    return count
+
+
+def count_lines_stdlib(b: socket.socket) -> int:
+    """The stdlib's line receiver: ``for line in sock.makefile("rb")``."""
     count = 0
     with b.makefile("rb") as f:
         for _line in f:
@@ -152,25 +161,24 @@ def _lines_stdlib(b: socket.socket) -> int:
     return count
 
 
-def _lines_fastsock(b: socket.socket) -> int:
-    count = 0
-    with fastsock.Stream(b) as stream:
-        for _line in stream:
-            count += 1
-    return count
+def _on_stream(count: Callable[[fastsock.Stream], int]) -> Callable[[socket.socket], int]:
+    def receive(b: socket.socket) -> int:
+        with fastsock.Stream(b) as stream:
+            return count(stream)
+    return receive
 
 
 def frames(impl: str, n: int) -> float:
     """W3/G3: 100-byte frames behind a 4-byte length, batched sender."""
     one = struct.pack("!I", FRAME_PAYLOAD) + b"f" * FRAME_PAYLOAD
-    return _timed_receive(one * 1000, n,
-                          count_frames_stdlib if impl == "stdlib" else _frames_fastsock)
+    return _timed_receive(one * 1000, n, count_frames_stdlib if impl == "stdlib"
+                          else _on_stream(count_frames_stream))
 
 
 def lines(impl: str, n: int) -> float:
     """W4/G5: 80-byte lines."""
-    return _timed_receive(LINE * 1000, n,
-                          _lines_stdlib if impl == "stdlib" else _lines_fastsock)
+    return _timed_receive(LINE * 1000, n, count_lines_stdlib if impl == "stdlib"
+                          else _on_stream(count_lines_stream))
 
 
 def naive_frames(impl: str, n: int) -> float:
