@@ -113,6 +113,12 @@ typedef ssize_t fs_ssize_t;
 
 #  define FS_POLLIN  POLLIN
 #  define FS_POLLOUT POLLOUT
+
+/* sendmmsg and UDP segmentation offload: fs_posix.c sends batches with
+ * them; elsewhere fs_common.c sends one datagram per call. */
+#  ifdef __linux__
+#    define FS_HAVE_MMSG 1
+#  endif
 #endif
 
 /* One datagram of a batch: fs_recv_batch() fills `len`, `addrlen` and

@@ -4,6 +4,8 @@
 #endif
 #include "fastsock.h"
 
+#include <limits.h>
+
 void fs_bufs_advance(fs_buf_t **bufs, size_t *n, size_t sent)
 {
     fs_buf_t *b = *bufs;
@@ -147,3 +149,33 @@ int fs_addr_ip_info(const fs_addr_t *a, char *host, size_t hostlen,
     }
     return FS_EINVAL;
 }
+
+#ifndef FS_HAVE_MMSG
+/* No sendmmsg: one fs_sendmsg() per datagram, stopping at the first that
+ * fails after some went. */
+int fs_send_batch(fs_sock_t s, const fs_dgram_t *d, size_t n, int flags)
+{
+    size_t i;
+
+    for (i = 0; i < n && i < INT_MAX; i++) {
+        fs_ssize_t r = fs_sendmsg(s, d[i].bufs, d[i].nbufs, d[i].addr,
+                                  d[i].addrlen, NULL, 0, flags);
+        if (r < 0) {
+            if (i == 0)
+                return (int)r;
+            break;
+        }
+    }
+    return (int)i;
+}
+
+/* No segmentation offload: the caller sends with fs_send_batch(). */
+int fs_send_segments(fs_sock_t s, const fs_buf_t *bufs, size_t n, size_t seg,
+                     const struct sockaddr *addr, fs_socklen_t addrlen,
+                     int flags)
+{
+    (void)s; (void)bufs; (void)n; (void)seg; (void)addr; (void)addrlen;
+    (void)flags;
+    return FS_EOPNOTSUPP;
+}
+#endif

@@ -379,7 +379,7 @@ fs_ssize_t fs_sendfile(fs_sock_t s, int fd, int64_t *offset, size_t count,
 #endif
 }
 
-#ifdef __linux__
+#ifdef FS_HAVE_MMSG
 /* Up to this many datagrams go into one recvmmsg/sendmmsg call; the
  * mmsghdr array lives on the stack. */
 #  define FS__MMSG_CHUNK 64
@@ -519,32 +519,6 @@ int fs_recv_batch(fs_sock_t s, fs_dgram_t *d, size_t n, int flags)
         d[i].flags = (msg.msg_flags & MSG_TRUNC) ? FS_DGRAM_TRUNC : 0;
     }
     return (int)i;
-}
-
-int fs_send_batch(fs_sock_t s, const fs_dgram_t *d, size_t n, int flags)
-{
-    size_t i;
-
-    for (i = 0; i < n && i < INT_MAX; i++) {
-        ssize_t r = fs_sendmsg(s, d[i].bufs, d[i].nbufs, d[i].addr,
-                               d[i].addrlen, NULL, 0, flags);
-        if (r < 0) {
-            if (i == 0)
-                return (int)r;
-            break;
-        }
-    }
-    return (int)i;
-}
-
-/* UDP segmentation offload is Linux's (macOS and the BSDs have none). */
-int fs_send_segments(fs_sock_t s, const fs_buf_t *bufs, size_t n, size_t seg,
-                     const struct sockaddr *addr, fs_socklen_t addrlen,
-                     int flags)
-{
-    (void)s; (void)bufs; (void)n; (void)seg; (void)addr; (void)addrlen;
-    (void)flags;
-    return FS_EOPNOTSUPP;
 }
 #endif
 

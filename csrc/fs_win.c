@@ -772,33 +772,6 @@ int fs_recv_batch(fs_sock_t s, fs_dgram_t *d, size_t n, int flags)
     return (int)i;
 }
 
-int fs_send_batch(fs_sock_t s, const fs_dgram_t *d, size_t n, int flags)
-{
-    size_t i;
-
-    for (i = 0; i < n && i < INT_MAX; i++) {
-        fs_ssize_t r = fs_sendmsg(s, d[i].bufs, d[i].nbufs, d[i].addr,
-                                  d[i].addrlen, NULL, 0, flags);
-        if (r < 0) {
-            if (i == 0)
-                return (int)r;
-            break;
-        }
-    }
-    return (int)i;
-}
-
-/* Windows 10 has UDP send offload too (UDP_SEND_MSG_SIZE), not used yet:
- * the datagrams go through fs_send_batch. */
-int fs_send_segments(fs_sock_t s, const fs_buf_t *bufs, size_t n, size_t seg,
-                     const struct sockaddr *addr, fs_socklen_t addrlen,
-                     int flags)
-{
-    (void)s; (void)bufs; (void)n; (void)seg; (void)addr; (void)addrlen;
-    (void)flags;
-    return FS_EOPNOTSUPP;
-}
-
 /* ---- readiness --------------------------------------------------------- */
 
 /* select(), not WSAPoll(): before Windows 10 2004 (so on Server 2019)
