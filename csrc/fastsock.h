@@ -140,6 +140,10 @@ typedef struct fs_addr_s {
     fs_socklen_t len;
 } fs_addr_t;
 
+/* The room for a sockaddr in an fs_addr_t: what `len` says before a call
+ * that fills one (accept, recvfrom, getsockname, ...). */
+#define FS_ADDR_ROOM ((fs_socklen_t)sizeof(struct sockaddr_storage))
+
 #define fs_addr_sa(a) ((struct sockaddr *)&(a)->ss)
 
 #ifdef __cplusplus

@@ -384,11 +384,11 @@ fs_ssize_t fs_sendfile(fs_sock_t s, int fd, int64_t *offset, size_t count,
  * mmsghdr array lives on the stack. */
 #  define FS__MMSG_CHUNK 64
 
-int fs_recv_batch(fs_sock_t s, fs_dgram_t *d, size_t n, int flags)
+/* Points m[0..] at the first datagrams of d, at most FS__MMSG_CHUNK;
+ * returns how many. */
+static size_t fs__mmsg_fill(struct mmsghdr *m, const fs_dgram_t *d, size_t n)
 {
-    struct mmsghdr m[FS__MMSG_CHUNK];
     size_t i;
-    int r;
 
     if (n > FS__MMSG_CHUNK)
         n = FS__MMSG_CHUNK;
@@ -399,6 +399,16 @@ int fs_recv_batch(fs_sock_t s, fs_dgram_t *d, size_t n, int flags)
         m[i].msg_hdr.msg_name = d[i].addr;
         m[i].msg_hdr.msg_namelen = d[i].addr ? d[i].addrlen : 0;
     }
+    return n;
+}
+
+int fs_recv_batch(fs_sock_t s, fs_dgram_t *d, size_t n, int flags)
+{
+    struct mmsghdr m[FS__MMSG_CHUNK];
+    size_t i;
+    int r;
+
+    n = fs__mmsg_fill(m, d, n);
     /* MSG_WAITFORONE: block for the first datagram only, then take what
      * is queued; the batch never waits to fill. */
     r = recvmmsg(s, m, (unsigned int)n, flags | MSG_WAITFORONE, NULL);
@@ -416,18 +426,9 @@ int fs_recv_batch(fs_sock_t s, fs_dgram_t *d, size_t n, int flags)
 int fs_send_batch(fs_sock_t s, const fs_dgram_t *d, size_t n, int flags)
 {
     struct mmsghdr m[FS__MMSG_CHUNK];
-    size_t i;
     int r;
 
-    if (n > FS__MMSG_CHUNK)
-        n = FS__MMSG_CHUNK;
-    memset(m, 0, n * sizeof(m[0]));
-    for (i = 0; i < n; i++) {
-        m[i].msg_hdr.msg_iov = (struct iovec *)d[i].bufs;
-        m[i].msg_hdr.msg_iovlen = d[i].nbufs;
-        m[i].msg_hdr.msg_name = d[i].addr;
-        m[i].msg_hdr.msg_namelen = d[i].addr ? d[i].addrlen : 0;
-    }
+    n = fs__mmsg_fill(m, d, n);
     r = sendmmsg(s, m, (unsigned int)n, flags | FS__SEND_FLAGS);
     return r < 0 ? fs_last_error() : r;
 }

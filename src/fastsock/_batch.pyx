@@ -48,11 +48,6 @@ cdef int MSG_DONTWAIT = getattr(_stdlib, "MSG_DONTWAIT", 0)
 # to rule segmentation offload out when chasing a problem.
 cdef bint SEGMENTS = not os.environ.get("FASTSOCK_DISABLE_GSO")
 
-cdef fs_addr_t _probe
-# Room for a sockaddr in an fs_addr_t: everything before its `len` field.
-cdef fs_socklen_t ADDR_ROOM = <fs_socklen_t>(
-    <char *>&_probe.len - <char *>fs_addr_sa(&_probe))
-
 # Socket.make_address reads nothing but the sockaddr it is given; a batch
 # does not know (or keep alive) the socket it was filled from, so this
 # never-opened Socket lends the method to every batch.
@@ -235,7 +230,7 @@ cdef inline void reset_names(fs_dgram_t *d, size_t n) noexcept nogil:
     # fs_recv_batch reads addrlen as the room at addr and writes the length.
     cdef size_t i
     for i in range(n):
-        d[i].addrlen = ADDR_ROOM
+        d[i].addrlen = FS_ADDR_ROOM
 
 
 cdef inline void set_names(DatagramBatch batch, Py_ssize_t n) noexcept:
@@ -403,7 +398,12 @@ cpdef Py_ssize_t send_batch(Socket sock, object buffers,
                         r = fs_send_segments(fd, bufs + done, k,
                                              bufs[done].len, sa, salen, 0)
                         if r == FS_EOPNOTSUPP:
-                            m = k       # not this run: sendmmsg takes it
+                            # The OS will not segment (an old kernel, a
+                            # segment over the MTU...): sendmmsg takes this
+                            # run and the rest of the call, rather than a
+                            # failing try before each run.
+                            m = k
+                            segments = False
                     else:
                         m = plain_stretch(bufs + done, n - done) if segments \
                             else n - done

@@ -20,6 +20,7 @@ cdef extern from "fastsock.h" nogil:
     ctypedef struct fs_addr_t:      # sockaddr_storage plus its length
         fs_socklen_t len
     sockaddr *fs_addr_sa(fs_addr_t *a)
+    fs_socklen_t FS_ADDR_ROOM
 
     ctypedef struct fs_dgram_t:
         fs_buf_t *bufs

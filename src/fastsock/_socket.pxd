@@ -10,9 +10,6 @@ from fastsock._shim cimport fs_sock_t, fs_addr_t, fs_buf_t
 # Raises the stdlib's OSError subclass for a negative FS_E* code.
 cdef int raise_oserror(int code) except -1
 
-# Raises TimeoutError("timed out"), as socket.timeout does.
-cdef int raise_timeout() except -1
-
 # Pins `obj` for reading (any C-contiguous buffer) / for writing into,
 # with the errors of the stdlib's "y*" and "w*" converters: reading raises
 # TypeError for a non-buffer and BufferError for a non-contiguous view,

@@ -45,7 +45,6 @@ cdef int AF_INET = _stdlib.AF_INET
 cdef int AF_INET6 = _stdlib.AF_INET6
 cdef int AF_UNIX = getattr(_stdlib, "AF_UNIX", -1)
 cdef int SOCK_STREAM = _stdlib.SOCK_STREAM
-cdef int SOCK_DGRAM = _stdlib.SOCK_DGRAM
 # Flags that socket() takes in `type` but that are not the type (Linux).
 cdef int SOCK_NONBLOCK = getattr(_stdlib, "SOCK_NONBLOCK", 0)
 cdef int SOCK_CLOEXEC = getattr(_stdlib, "SOCK_CLOEXEC", 0)
@@ -728,7 +727,7 @@ cdef class Socket:
         cdef int64_t deadline = 0
         self.check_open()
         while True:
-            a.len = sizeof(a) - sizeof(a.len)
+            a.len = FS_ADDR_ROOM
             with nogil:
                 r = fs_accept(self.fd, fs_addr_sa(&a), &a.len, &fd)
             if r >= 0:
@@ -759,7 +758,7 @@ cdef class Socket:
         cdef int r
         self.check_open()
         memset(&a, 0, sizeof(a))
-        a.len = sizeof(a) - sizeof(a.len)
+        a.len = FS_ADDR_ROOM
         r = fs_getsockname(self.fd, fs_addr_sa(&a), &a.len)
         if r < 0:
             raise_oserror(r)
@@ -772,7 +771,7 @@ cdef class Socket:
         cdef int r
         self.check_open()
         memset(&a, 0, sizeof(a))
-        a.len = sizeof(a) - sizeof(a.len)
+        a.len = FS_ADDR_ROOM
         r = fs_getpeername(self.fd, fs_addr_sa(&a), &a.len)
         if r < 0:
             raise_oserror(r)
@@ -983,7 +982,7 @@ cdef class Socket:
             elif nbytes > view.len:
                 raise ValueError("nbytes is greater than the length of the buffer")
             while True:
-                a.len = sizeof(a) - sizeof(a.len)
+                a.len = FS_ADDR_ROOM
                 with nogil:
                     n = fs_recvfrom(self.fd, view.buf, nbytes, flags,
                                     fs_addr_sa(&a), &a.len)
@@ -1006,7 +1005,7 @@ cdef class Socket:
         cdef char *p = raw_bytes_data(raw)
         try:
             while True:
-                a.len = sizeof(a) - sizeof(a.len)
+                a.len = FS_ADDR_ROOM
                 with nogil:
                     n = fs_recvfrom(self.fd, p, bufsize, flags,
                                     fs_addr_sa(&a), &a.len)
@@ -1127,7 +1126,7 @@ cdef class Socket:
                 raise MemoryError()
         try:
             while True:
-                a.len = sizeof(a) - sizeof(a.len)
+                a.len = FS_ADDR_ROOM
                 controllen = ancbufsize
                 with nogil:
                     n = fs_recvmsg(self.fd, bufs, count, fs_addr_sa(&a), &a.len,
