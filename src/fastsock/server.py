@@ -17,7 +17,6 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
-import os
 import selectors
 import socket as _stdlib
 import threading
@@ -26,7 +25,7 @@ from typing import Any, Callable, Iterable, Optional, Union
 
 from fastsock._socket import Socket
 from fastsock._stream import Stream
-from fastsock.client import Address, listen
+from fastsock.client import Address, _is_unix, _set_nodelay, listen
 
 __all__ = ["Server"]
 
@@ -149,8 +148,7 @@ class Server:
         if buffer_size < 1:
             raise ValueError("buffer_size must be positive")
         # Checked before binding, so a bad allow list leaves nothing open.
-        unix = isinstance(address, (str, bytes, bytearray, os.PathLike))
-        self._allow = _make_filter(allow, -1 if unix else _stdlib.AF_INET)
+        self._allow = _make_filter(allow, -1 if _is_unix(address) else _stdlib.AF_INET)
         self._handler = handler
         self._max = max_connections
         self._buffer_size = buffer_size
@@ -169,7 +167,7 @@ class Server:
         self._sock = self._listener.socket
         self._sock.settimeout(0)      # the loop waits in select(), see below
         self._address = self._listener.address
-        self._tcp = self._sock.family in (_stdlib.AF_INET, _stdlib.AF_INET6)
+        self._family = int(self._sock.family)
         self._cond = threading.Condition(threading.Lock())
         self._state = _NEW
         self._count = 0                  # connections open (handlers running)
@@ -385,11 +383,10 @@ class Server:
         try:
             # Replies are small and latency matters (as Listener does).
             # A peer gone already is the handler's to find out.
-            if self._tcp:
-                try:
-                    conn.setsockopt(_stdlib.IPPROTO_TCP, _stdlib.TCP_NODELAY, 1)
-                except OSError:
-                    pass
+            try:
+                _set_nodelay(conn, self._family)
+            except OSError:
+                pass
             stream = Stream(conn, buffer_size=self._buffer_size)
             with self._cond:
                 self._open[stream] = None
