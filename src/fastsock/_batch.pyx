@@ -18,10 +18,9 @@ from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.sequence cimport (PySequence_Fast, PySequence_Fast_GET_ITEM,
                                PySequence_Fast_GET_SIZE)
 from libc.stdint cimport int64_t
-from libc.string cimport memcmp, memcpy
 
 from fastsock._shim cimport *
-from fastsock._socket cimport Socket, get_read_buffer
+from fastsock._socket cimport Socket, get_read_buffer, sender_address
 
 
 cdef enum:
@@ -47,11 +46,6 @@ cdef int MSG_DONTWAIT = getattr(_stdlib, "MSG_DONTWAIT", 0)
 # FASTSOCK_DISABLE_GSO=1 sends every batch with sendmmsg: to compare, or
 # to rule segmentation offload out when chasing a problem.
 cdef bint SEGMENTS = not os.environ.get("FASTSOCK_DISABLE_GSO")
-
-# Socket.make_address reads nothing but the sockaddr it is given; a batch
-# does not know (or keep alive) the socket it was filled from, so this
-# never-opened Socket lends the method to every batch.
-cdef Socket ADDRESSES = Socket.__new__(Socket)
 
 
 cdef class DatagramBatch:
@@ -188,14 +182,8 @@ cdef class DatagramBatch:
         """The sender of datagram i, as ``recvfrom`` gives it (None when
         the OS gave none)."""
         cdef fs_addr_t *a = &self.addrs[self.slot(i)]
-        if (self.last_obj is not None and a.len == self.last_addr.len
-                and memcmp(fs_addr_sa(a), fs_addr_sa(&self.last_addr),
-                           a.len) == 0):
-            return self.last_obj
-        obj = ADDRESSES.make_address(a)
-        memcpy(&self.last_addr, a, sizeof(fs_addr_t))
-        self.last_obj = obj
-        return obj
+        self.last_obj = sender_address(a, &self.last_addr, self.last_obj)
+        return self.last_obj
 
     cpdef bint truncated(self, Py_ssize_t i) except -1:
         """True if datagram i was longer than its slot (the rest is lost)."""

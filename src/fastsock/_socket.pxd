@@ -18,6 +18,16 @@ cdef int get_read_buffer(object obj, Py_buffer *view) except -1
 cdef int get_write_buffer(object obj, Py_buffer *view) except -1
 
 
+# sockaddr -> Python address, as the stdlib makes it.
+cdef object make_address(fs_addr_t *addr)
+
+# The Python address of the sender *a, for a cache of one: last_obj again
+# when *a is the sockaddr *last, else a new object, with *a copied to *last
+# (the caller keeps the result as its new last_obj).  A run of datagrams
+# from one peer then builds no tuple and no host string each.
+cdef object sender_address(fs_addr_t *a, fs_addr_t *last, object last_obj)
+
+
 cdef class Socket:
     cdef fs_sock_t fd           # FS_INVALID_SOCKET once closed or detached
     cdef int family_            # plain ints; the properties make enums
@@ -48,8 +58,6 @@ cdef class Socket:
     # Python address -> sockaddr, per this socket's family; returns 0 for a
     # numeric IP address, 1 for a resolved name, 2 for an AF_UNIX path.
     cdef int parse_address(self, object address, fs_addr_t *out) except -1
-    # sockaddr -> Python address, as the stdlib makes it.
-    cdef object make_address(self, fs_addr_t *addr)
     cdef int set_timeout_value(self, object value) except -1
     # connect()/connect_ex(): 0, or the errno when raise_errors is false.
     cdef int connect_impl(self, object address, bint raise_errors) except? -1

@@ -338,6 +338,25 @@ cdef bint descriptor_is_open(object fileno) except -1:
     return True
 
 
+cdef object make_address(fs_addr_t *addr):
+    if addr.len == 0:
+        return None
+    family = fs_addr_sa(addr).sa_family
+    if family == AF_UNIX:
+        return make_unix_address(addr)
+    if family == AF_INET or family == AF_INET6:
+        return make_ip_address(addr)
+    return (family, b"")
+
+
+cdef object sender_address(fs_addr_t *a, fs_addr_t *last, object last_obj):
+    if (last_obj is not None and a.len == last.len
+            and memcmp(fs_addr_sa(a), fs_addr_sa(last), a.len) == 0):
+        return last_obj
+    memcpy(last, a, sizeof(fs_addr_t))
+    return make_address(a)
+
+
 # ---- the socket ---------------------------------------------------------
 
 # No pickling support generated: a socket cannot be pickled (__getstate__).
@@ -488,16 +507,6 @@ cdef class Socket:
             parse_unix(address, out)
             return 2
         raise OSError(97, f"address family {self.family_} is not supported")
-
-    cdef object make_address(self, fs_addr_t *addr):
-        if addr.len == 0:
-            return None
-        family = fs_addr_sa(addr).sa_family
-        if family == AF_UNIX:
-            return make_unix_address(addr)
-        if family == AF_INET or family == AF_INET6:
-            return make_ip_address(addr)
-        return (family, b"")
 
     cdef int set_timeout_value(self, object value) except -1:
         cdef double t
@@ -743,7 +752,7 @@ cdef class Socket:
         default = _stdlib.getdefaulttimeout()
         if default is not None:
             conn.set_timeout_value(default)
-        return conn, self.make_address(&a)
+        return conn, make_address(&a)
 
     def shutdown(self, int how):
         cdef int r
@@ -764,7 +773,7 @@ cdef class Socket:
             raise_oserror(r)
         if self.family_ == AF_UNIX:
             return make_unix_address(&a)
-        return self.make_address(&a)
+        return make_address(&a)
 
     def getpeername(self):
         cdef fs_addr_t a
@@ -777,7 +786,7 @@ cdef class Socket:
             raise_oserror(r)
         if self.family_ == AF_UNIX:
             return make_unix_address(&a)
-        return self.make_address(&a)
+        return make_address(&a)
 
     def setsockopt(self, int level, int optname, value, optlen=None):
         """setsockopt(level, optname, int | buffer) or
@@ -956,15 +965,8 @@ cdef class Socket:
             PyBuffer_Release(&view)
 
     cdef object last_sender(self, fs_addr_t *a):
-        # Datagrams from the same peer as the last share one address object.
-        if (self.from_obj is not None and a.len == self.from_addr.len
-                and memcmp(fs_addr_sa(a), fs_addr_sa(&self.from_addr),
-                           a.len) == 0):
-            return self.from_obj
-        obj = self.make_address(a)
-        memcpy(&self.from_addr, a, sizeof(fs_addr_t))
-        self.from_obj = obj
-        return obj
+        self.from_obj = sender_address(a, &self.from_addr, self.from_obj)
+        return self.from_obj
 
     def recvfrom_into(self, buffer, Py_ssize_t nbytes=0, int flags=0):
         """(nbytes, address), the data written straight into buffer."""
@@ -1140,7 +1142,7 @@ cdef class Socket:
                 ancdata.append((lvl, typ, (<const char *>data)[:dlen]))
         finally:
             PyMem_Free(control)
-        return n, ancdata, msg_flags, self.make_address(&a)
+        return n, ancdata, msg_flags, make_address(&a)
 
     def recvmsg_into(self, buffers, Py_ssize_t ancbufsize=0, int flags=0):
         """Scattered receive: (nbytes, ancdata, msg_flags, address)."""
