@@ -100,6 +100,7 @@ cdef class Stream:
     # Slow paths of readline/readexactly/frames, with the read lock held.
     cdef object readline_locked(self, Py_ssize_t limit)
     cdef object take(self, Py_ssize_t n)
+    cdef Py_ssize_t frame_header(self, bint eof_ok, int64_t *deadline) except -2
     cdef object recv_frame_impl(self, bint eof_ok)
 
     # ---- sending -------------------------------------------------------

@@ -634,15 +634,14 @@ cdef class Stream:
             if 0 <= limit <= have:
                 return self.take(limit)
             start = have
-            self.make_room(have + 1)    # a line longer than the buffer
-            if self.fill(&deadline) == 0:
+            if self.fill(&deadline) == 0:   # grows the buffer for a long line
                 return self.take(self.rend - self.rpos)
 
     # ---- reads ----------------------------------------------------------
 
     def read(self, n=-1):
         """n bytes, fewer only at EOF; n = -1 (or None): up to EOF."""
-        cdef Py_ssize_t size = size_arg(n), have, got
+        cdef Py_ssize_t size = size_arg(n), have
         cdef int64_t deadline = 0
         self.check_open()
         have = self.rend - self.rpos
@@ -666,7 +665,7 @@ cdef class Stream:
 
     def read1(self, n=-1):
         """Buffered bytes, or else the result of at most one receive."""
-        cdef Py_ssize_t size = size_arg(n), have, got
+        cdef Py_ssize_t size = size_arg(n), have
         cdef int64_t deadline = 0
         self.check_open()
         have = self.rend - self.rpos
@@ -718,7 +717,6 @@ cdef class Stream:
 
     cpdef object readexactly(self, Py_ssize_t n):
         """Exactly n bytes, or IncompleteReadError at EOF (with .partial)."""
-        cdef Py_ssize_t got
         cdef int64_t deadline = 0
         self.check_open()
         if n < 0:
@@ -789,7 +787,6 @@ cdef class Stream:
                             "Separator is not found, and chunk exceed the "
                             "limit", have - view.len + 1)
                     start = max(0, have - view.len + 1)
-                    self.make_room(have + 1)
                     if self.fill(&deadline) == 0:
                         raise IncompleteReadError(
                             self.take(self.rend - self.rpos), None)
@@ -853,18 +850,19 @@ cdef class Stream:
 
     # ---- frames -----------------------------------------------------------
 
-    cdef object recv_frame_impl(self, bint eof_ok):
-        cdef Py_ssize_t size, have, got
-        cdef char head[HEADER]
-        cdef int64_t deadline = 0
+    cdef Py_ssize_t frame_header(self, bint eof_ok,
+                                 int64_t *deadline) except -2:
+        # Buffers the next header and returns the length it announces
+        # (the header stays unread); -1 at a clean EOF if eof_ok.
+        cdef Py_ssize_t size, have
         if self.frame_limit < 0:
             raise Error("the stream's framing is broken (a frame was too "
                         "large); frame reads are refused")
-        if not self.fill_to(HEADER, &deadline):
+        if not self.fill_to(HEADER, deadline):
             have = self.rend - self.rpos
             if have == 0:
                 if eof_ok:
-                    return None
+                    return -1
                 raise EOFError("end of stream")
             # Cut inside the header: .partial is the header's bytes.
             raise IncompleteReadError(self.take(have), HEADER)
@@ -874,6 +872,14 @@ cdef class Stream:
             raise FrameTooLargeError(
                 f"frame of {size} bytes announced; max_frame is "
                 f"{self.max_frame}")
+        return size
+
+    cdef object recv_frame_impl(self, bint eof_ok):
+        cdef char head[HEADER]
+        cdef int64_t deadline = 0
+        cdef Py_ssize_t size = self.frame_header(eof_ok, &deadline)
+        if size < 0:
+            return None
         if size + HEADER <= self.rbase:
             if not self.fill_to(size + HEADER, &deadline):
                 self.rpos += HEADER
@@ -920,20 +926,7 @@ cdef class Stream:
         try:
             self.lock_read()
             try:
-                if self.frame_limit < 0:
-                    raise Error("the stream's framing is broken (a frame was "
-                                "too large); frame reads are refused")
-                if not self.fill_to(HEADER, &deadline):
-                    if self.rend == self.rpos:
-                        raise EOFError("end of stream")
-                    raise IncompleteReadError(
-                        self.take(self.rend - self.rpos), HEADER)
-                size = frame_length(self.rbuf + self.rpos)
-                if size > self.max_frame:
-                    self.frame_limit = -1
-                    raise FrameTooLargeError(
-                        f"frame of {size} bytes announced; max_frame is "
-                        f"{self.max_frame}")
+                size = self.frame_header(False, &deadline)
                 if size > view.len:
                     raise ValueError(
                         f"frame of {size} bytes does not fit a buffer of "
@@ -1062,25 +1055,10 @@ cdef class Stream:
         return 0
 
     cdef int flush_locked(self) except -1:
-        cdef fs_ssize_t n
-        cdef int64_t deadline = 0
-        cdef fs_sock_t fd = self.sock.fd
         self.raise_write_error()
-        while self.wlen > 0:
-            with nogil:
-                n = fs_send(fd, self.wbuf, self.wlen, 0)
-            if n >= 0:
-                self.wlen -= n
-                memmove(self.wbuf, self.wbuf + n, self.wlen)
-                continue
-            try:
-                self.sock.retry(<int>n, FS_POLLOUT, &deadline)
-            except OSError as exc:
-                if broken(exc):
-                    self.wlen = 0
-                raise
-        self.shrink_wbuf()
-        return 0
+        # The pending bytes alone: send_gathered's loop, which also keeps
+        # an unsent rest in order on a timeout and shrinks the buffer.
+        return self.send_gathered(NULL, 0)
 
     cpdef Py_ssize_t write(self, object b) except -1:
         """Buffers b (a write that would overflow the buffer goes out at
@@ -1095,7 +1073,10 @@ cdef class Stream:
             if not self.wbusy and n <= self.wcap - self.wlen:
                 copy(self.wbuf + self.wlen, PyBytes_AS_STRING(b), n)
                 self.wlen += n
-                return n
+            else:
+                # bytes cannot change and our caller holds it: no pin.
+                self.write_ptr(PyBytes_AS_STRING(b), n)
+            return n
         get_read_buffer(b, &view)
         try:
             if not self.wbusy and view.len <= self.wcap - self.wlen:
