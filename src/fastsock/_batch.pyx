@@ -386,12 +386,7 @@ cpdef Py_ssize_t send_batch(Socket sock, object buffers,
                         r = fs_send_segments(fd, bufs + done, k,
                                              bufs[done].len, sa, salen, 0)
                         if r == FS_EOPNOTSUPP:
-                            # The OS will not segment (an old kernel, a
-                            # segment over the MTU...): sendmmsg takes this
-                            # run and the rest of the call, rather than a
-                            # failing try before each run.
-                            m = k
-                            segments = False
+                            m = k       # not this run: sendmmsg takes it
                     else:
                         m = plain_stretch(bufs + done, n - done) if segments \
                             else n - done
