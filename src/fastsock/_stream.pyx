@@ -30,6 +30,7 @@ from libc.string cimport memchr, memcmp, memcpy, memmove
 from fastsock._shim cimport *
 from fastsock._socket cimport (Socket, get_read_buffer, get_write_buffer,
                                raise_oserror)
+from fastsock._split cimport HEADER, find_sep, frame_length, put_header
 
 cdef extern from "Python.h":
     int _PyBytes_Resize(PyObject **, Py_ssize_t)
@@ -43,7 +44,6 @@ cdef enum:
     STACK_BUFS = 8
     # A frame header must fit the buffer with room to spare.
     MIN_BUFFER = 16
-    HEADER = 4
     # The largest single read1() result.
     READ1_MAX = 1 << 20
 
@@ -89,19 +89,6 @@ cdef inline fs_ssize_t recv_iov(fs_sock_t fd, fs_buf_t *iov, int count,
     if count == 1:
         return fs_recv(fd, iov[0].base, iov[0].len, flags)
     return fs_recvv(fd, iov, count, flags)
-
-
-cdef inline Py_ssize_t frame_length(const char *p) noexcept:
-    cdef const unsigned char *u = <const unsigned char *>p
-    return ((<uint32_t>u[0] << 24) | (<uint32_t>u[1] << 16)
-            | (<uint32_t>u[2] << 8) | <uint32_t>u[3])
-
-
-cdef inline void put_header(char *p, size_t n) noexcept:
-    p[0] = <char>((n >> 24) & 0xFF)
-    p[1] = <char>((n >> 16) & 0xFF)
-    p[2] = <char>((n >> 8) & 0xFF)
-    p[3] = <char>(n & 0xFF)
 
 
 cdef class Stream:
@@ -583,18 +570,8 @@ cdef class Stream:
 
     cdef Py_ssize_t find(self, const char *sep, Py_ssize_t seplen,
                          Py_ssize_t start) noexcept:
-        cdef const char *base = self.rbuf + self.rpos
-        cdef Py_ssize_t have = self.rend - self.rpos
-        cdef const char *p
-        while start + seplen <= have:
-            p = <const char *>memchr(base + start, sep[0],
-                                     have - start - seplen + 1)
-            if p == NULL:
-                return -1
-            if seplen == 1 or memcmp(p, sep, seplen) == 0:
-                return p - base
-            start = p - base + 1
-        return -1
+        return find_sep(self.rbuf + self.rpos, self.rend - self.rpos, sep,
+                        seplen, start)
 
     cdef object read_bytes(self, Py_ssize_t size, bint all, const char *head,
                            Py_ssize_t headlen, int64_t *deadline):
