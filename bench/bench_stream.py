@@ -23,8 +23,9 @@ import time
 import pytest
 
 import fastsock
-from fastsock.bench import (count_frames_stdlib, count_frames_stream, count_lines_stdlib,
-                            count_lines_stream)
+from fastsock.bench import native
+from fastsock.bench.streams import (count_frames_stdlib, count_frames_stream, count_lines_stdlib,
+                                    count_lines_stream)
 
 ROUNDS = int(os.environ.get("FASTSOCK_BENCH_ROUNDS", "5"))
 SCALE = float(os.environ.get("FASTSOCK_BENCH_SCALE", "1.0"))
@@ -418,92 +419,10 @@ def test_g5_lines(benchmark):
 
 # ---- G8: connect -------------------------------------------------------------------
 
-# The plain-C side of G8 (Berkeley API, -O2): a server that answers each
-# connection's 16 bytes, and the client that WORKLOADS.md compares against.
-# Compiled at run time; without a C compiler the server is Python and the
-# C client is left out.
-C_CONNECT = r"""
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-static void exact(int fd, char *buf, int n, int writing)
-{
-    int done = 0;
-    while (done < n) {
-        int r = writing ? write(fd, buf + done, n - done)
-                        : read(fd, buf + done, n - done);
-        if (r <= 0) { perror("io"); exit(1); }
-        done += r;
-    }
-}
-
-int main(int argc, char **argv)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    char buf[16] = "0123456789abcdef";
-    int i, n = atoi(argv[2]), one = 1;
-
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (strcmp(argv[1], "server") == 0) {
-        int l = socket(AF_INET, SOCK_STREAM, 0);
-        setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 128)) {
-            perror("listen"); return 1;
-        }
-        getsockname(l, (struct sockaddr *)&a, &len);
-        printf("%d\n", ntohs(a.sin_port));
-        fflush(stdout);
-        for (i = 0; i < n; i++) {
-            int c = accept(l, NULL, NULL);
-            if (c < 0) { perror("accept"); return 1; }
-            exact(c, buf, 16, 0);
-            exact(c, buf, 16, 1);
-            close(c);
-        }
-        return 0;
-    }
-    a.sin_port = htons(atoi(argv[3]));
-    if (read(0, buf, 1) != 1)          /* wait for "go" */
-        return 1;
-    for (i = 0; i < n; i++) {
-        int c = socket(AF_INET, SOCK_STREAM, 0);
-        if (connect(c, (struct sockaddr *)&a, sizeof(a))) { perror("connect"); return 1; }
-        exact(c, buf, 16, 1);
-        exact(c, buf, 16, 0);
-        close(c);
-    }
-    return 0;
-}
-"""
-_C_BINARY = []
-
-
 def c_connect_binary():
-    """Path of the compiled C program, or None without a C compiler."""
-    if not _C_BINARY:
-        import shutil
-        import subprocess
-        import tempfile
-        cc = shutil.which("cc") or shutil.which("gcc")
-        path = None
-        if cc:
-            folder = tempfile.mkdtemp(prefix="fastsock-bench-")
-            src = os.path.join(folder, "connect.c")
-            with open(src, "w") as f:
-                f.write(C_CONNECT)
-            out = os.path.join(folder, "connect")
-            if subprocess.run([cc, "-O2", "-o", out, src]).returncode == 0:
-                path = out
-        _C_BINARY.append(path)
-    return _C_BINARY[0]
+    """Path of the compiled C reference (c/connect.c), or None without a C
+    compiler."""
+    return native.build("connect")
 
 
 class CServer:
