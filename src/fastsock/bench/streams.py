@@ -25,7 +25,7 @@ FRAME_PAYLOAD = 100
 FRAME = struct.pack("!I", FRAME_PAYLOAD) + b"f" * FRAME_PAYLOAD
 LINE = b"x" * 79 + b"\n"
 PING = b"p" * 64
-EXCHANGE = b"0123456789abcdef"
+REQUEST = b"0123456789abcdef"
 MIB = 1 << 20
 _CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
 PEER_CPU: Optional[int] = _CPUS[0] if len(_CPUS) > 1 else None
@@ -371,66 +371,97 @@ def run_ping_pong(impl: str, n: int) -> Run:
 
 # ---- W7: connect, exchange, close --------------------------------------------------
 
-def _python_exchange_server(listener: socket.socket, n: int) -> None:
+def _read16(conn: socket.socket, view: memoryview) -> None:
+    got = 0
+    while got < 16:
+        r = conn.recv_into(view[got:])
+        if not r:
+            raise EOFError("the peer closed early")
+        got += r
+
+
+def serve_connections(impl: str, listener: Any, n: int) -> None:
+    """W7 server: accepts n connections one at a time, answers each 16-byte
+    request with itself and closes.  `listener`: a fastsock.Listener for
+    "fastsock", else a listening stdlib socket."""
+    accept = listener.accept
+    if impl == "fastsock":
+        for _ in range(n):
+            stream, _addr = accept()
+            stream.write(stream.readexactly(16))
+            stream.close()
+        return
     buf = bytearray(16)
+    view = memoryview(buf)
     for _ in range(n):
-        c, _ = listener.accept()
-        got = 0
-        while got < 16:
-            got += c.recv_into(memoryview(buf)[got:])
-        c.sendall(buf)
-        c.close()
+        conn, _addr = accept()
+        _read16(conn, view)
+        conn.sendall(buf)
+        conn.close()
 
 
-def run_connect(impl: str, n: int) -> Run:
-    """W7: n times connect, 16-byte request and reply, close; connections/s
-    of the client.  The server is the C one where there is a compiler,
-    else Python.  impl: stdlib (socket() + connect()), stdlib-create
-    (create_connection), fastsock (fastsock.connect), c."""
-    binary = native.build("connect")
-    if binary:
-        server: Any = start_c([binary, "server", str(n)], PEER_CPU)
-        address = ("127.0.0.1", int(server.stdout.readline()))
+def make_connections(impl: str, address: Tuple[str, int], n: int) -> None:
+    """W7 client: n connections one after another, each sends 16 bytes,
+    reads the 16-byte reply and closes.  impl: "fastsock"
+    (fastsock.connect), "stdlib" (socket() + connect()) or
+    "create_connection" (socket.create_connection)."""
+    if impl == "fastsock":
+        connect = fastsock.connect
+        for _ in range(n):
+            stream = connect(address)
+            stream.write(REQUEST)
+            stream.readexactly(16)
+            stream.close()
+        return
+    view = memoryview(bytearray(16))
+    create_connection = socket.create_connection
+    new_socket = socket.socket
+    for _ in range(n):
+        if impl == "stdlib":
+            conn = new_socket()
+            conn.connect(address)
+        else:
+            conn = create_connection(address)
+        conn.sendall(REQUEST)
+        _read16(conn, view)
+        conn.close()
+
+
+def connections(impl: str, n: int) -> Run:
+    """W7/G8: n connections; the client timed on MEASURED_CPU, the server
+    of the same kind forked onto PEER_CPU ("create_connection" is served by
+    the stdlib server)."""
+    if impl == "fastsock":
+        listener: Any = fastsock.listen(("127.0.0.1", 0))
+        address = listener.address
     else:
-        listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+        listener = socket.create_server(("127.0.0.1", 0))
         address = listener.getsockname()
-        server = fork(lambda: _python_exchange_server(listener, n))
-        listener.close()
-    if impl == "c":
-        client = start_c([binary, "client", str(n), str(address[1])], MEASURED_CPU,
-                         stdin=subprocess.PIPE)
-        t0 = time.perf_counter()
-        client.stdin.write("g")
-        client.stdin.close()
-        client.wait(120)
-        result = (n, time.perf_counter() - t0)
-    else:
-        def connect_all() -> float:
-            buf = bytearray(16)
-            if impl == "fastsock":
-                connect = fastsock.connect
-                for _ in range(n):
-                    s = connect(address)
-                    s.write(EXCHANGE)
-                    s.readexactly(16)
-                    s.close()
-                return n
-            for _ in range(n):
-                if impl == "stdlib-create":
-                    c = socket.create_connection(address)
-                else:
-                    c = socket.socket()
-                    c.connect(address)
-                c.sendall(EXCHANGE)
-                got = 0
-                while got < 16:
-                    got += c.recv_into(memoryview(buf)[got:])
-                c.close()
-            return n
+    pid = fork(lambda: serve_connections(impl, listener, n), PEER_CPU)
+    # Only the child listens: if it fails, connecting fails rather than
+    # hangs.  (Listener.close() would shut the shared socket down.)
+    os.close(listener.socket.detach() if impl == "fastsock" else listener.detach())
+    try:
+        return _measured(lambda: (make_connections(impl, address, n), n)[1])
+    finally:
+        reap(pid)
 
-        result = _measured(connect_all)
-    if binary:
-        server.wait(60)
-    else:
-        reap(server)
-    return result
+
+def c_connections(n: int) -> Run:
+    """W7 with the plain C client and server of c/connect.c, pinned as
+    connections() pins its sides."""
+    exe = native.build("connect")
+    server_cpu, client_cpu = (([str(PEER_CPU)], [str(MEASURED_CPU)])
+                              if PEER_CPU is not None else ([], []))
+    server = subprocess.Popen([exe, "server", str(n)] + server_cpu,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        port = server.stdout.readline().strip()
+        out = subprocess.run([exe, "client", port, str(n)] + client_cpu,
+                             stdout=subprocess.PIPE, text=True, check=True,
+                             timeout=120)
+    finally:
+        server.stdout.close()
+        if server.wait(timeout=120) != 0:
+            raise RuntimeError("the C server failed")
+    return n, int(out.stdout) / 1e9

@@ -90,11 +90,12 @@ def all_workloads() -> List[Workload]:
         ], seconds=1.2),
         Workload("W6", "64 clients x 64 B ping-pong, server's rate", "req/s", 2, 1, w6,
                  seconds=2.6, notes=notes6),
-        Workload("W7", "connect + 16 B exchange + close", "conn/s", 2000, 300, [
-            _side("stdlib", "socket() + connect()", streams.run_connect),
-            _side("stdlib-create", "socket.create_connection", streams.run_connect),
-            _side("fastsock", "fastsock.connect", streams.run_connect),
-            _side("c", "socket + connect", streams.run_connect, needs=("connect",)),
+        Workload("W7", "connect + 16 B exchange + close, client's rate", "conn/s", 2000, 300, [
+            _side("stdlib", "socket() + connect(), accept()", streams.connections),
+            _side("stdlib-create", "create_connection(), accept()", streams.connections,
+                  "create_connection"),
+            _side("fastsock", "fastsock.connect, Listener.accept", streams.connections),
+            Side("c", "socket + connect, accept", streams.c_connections, ("connect",)),
         ], seconds=0.5),
     ]
 
