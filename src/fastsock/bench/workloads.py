@@ -52,13 +52,13 @@ def all_workloads() -> List[Workload]:
     w6.append(_side("c", "C epoll loop, recv + send", servers.run_server, "c-epoll",
                     ("loadgen", "echo_server")))
     return [
-        Workload("W1", "bulk TCP, 1 MiB writes, receiver's rate", "MB/s", 256, 32, [
+        Workload("W1", "bulk TCP, 1 MiB writes, receiver's rate", "MB/s", 256, 64, [
             _side("stdlib", "sendall / recv_into(1 MiB)", streams.run_bulk),
             _side("stdlib-64k", "sendall / recv_into(64 KiB)", streams.run_bulk),
             _side("fastsock", "Stream.write / Stream.readinto(1 MiB)", streams.run_bulk),
             _side("c", "send / recv(1 MiB)", streams.run_bulk, needs=c_stream),
         ], seconds=0.3),
-        Workload("W2", "ping-pong 64 B, both ends on one CPU", "round trips/s", 20000, 2000, [
+        Workload("W2", "ping-pong 64 B, both ends on one CPU", "round trips/s", 20_000, 5_000, [
             _side("stdlib", "sendall + recv_into", streams.run_ping_pong),
             _side("fastsock", "Stream.write + readexactly(64)", streams.run_ping_pong),
             _side("c", "send + recv", streams.run_ping_pong, needs=c_stream),
@@ -66,23 +66,23 @@ def all_workloads() -> List[Workload]:
             _side("fastsock-timeout", "the same, settimeout(5)", streams.run_ping_pong),
         ], seconds=0.6),
         Workload("W3", "frames (4-byte length + 100 B), batched sender", "msg/s",
-                 1_000_000, 200_000, [
+                 2_000_000, 400_000, [
             _side("stdlib", "recv_into + unpack_from", streams.run_frames),
             _side("fastsock", "for msg in stream.frames()", streams.run_frames),
             _side("c", "recv + parse in place", streams.run_frames, needs=c_stream),
         ], seconds=0.3),
         Workload("W3n", "frames, one send per frame (sender's rate)", "msg/s",
-                 300_000, 30_000, [
+                 300_000, 60_000, [
             _side("stdlib", "sendall(pack(n) + payload)", streams.run_send_frames),
             _side("fastsock", "send_frame() each, one flush()", streams.run_send_frames),
             _side("c", "send per frame", streams.run_send_frames, needs=c_stream),
         ], seconds=1.0),
-        Workload("W4", "80-byte lines", "lines/s", 1_000_000, 200_000, [
+        Workload("W4", "80-byte lines", "lines/s", 2_000_000, 400_000, [
             _side("stdlib", "for line in sock.makefile('rb')", streams.run_lines),
             _side("fastsock", "for line in stream", streams.run_lines),
             _side("c", "recv + memchr", streams.run_lines, needs=c_stream),
         ], seconds=0.3),
-        Workload("W5", "UDP 64 B datagrams, receiver's rate", "pkt/s", 200_000, 20_000, [
+        Workload("W5", "UDP 64 B datagrams, receiver's rate", "pkt/s", 200_000, 50_000, [
             _side("stdlib", "connected send / recv_into", datagrams.run_datagrams),
             _side("fastsock", "send_batch / recv_batch of 64", datagrams.run_datagrams),
             _side("c", "sendmmsg / recvmmsg of 64", datagrams.run_datagrams,
@@ -90,7 +90,7 @@ def all_workloads() -> List[Workload]:
         ], seconds=1.2),
         Workload("W6", "64 clients x 64 B ping-pong, server's rate", "req/s", 2, 1, w6,
                  seconds=2.6, notes=notes6),
-        Workload("W7", "connect + 16 B exchange + close, client's rate", "conn/s", 2000, 300, [
+        Workload("W7", "connect + 16 B exchange + close, client's rate", "conn/s", 2_000, 500, [
             _side("stdlib", "socket() + connect(), accept()", streams.connections),
             _side("stdlib-create", "create_connection(), accept()", streams.connections,
                   "create_connection"),
