@@ -22,6 +22,12 @@ cdef extern from "fastsock.h" nogil:
     sockaddr *fs_addr_sa(fs_addr_t *a)
     fs_socklen_t FS_ADDR_ROOM
 
+    ctypedef struct fs_poller_t:    # opaque
+        pass
+    ctypedef struct fs_pevent_t:
+        void *data
+        int events
+
     ctypedef struct fs_dgram_t:
         fs_buf_t *bufs
         size_t nbufs
@@ -51,6 +57,9 @@ cdef extern from "fastsock.h" nogil:
         FS_EPIPE
         FS_POLLIN
         FS_POLLOUT
+        FS_POLLERR
+        FS_POLLER_DEFAULT
+        FS_POLLER_POLL
         FS_DGRAM_TRUNC
         FS_SEGMENTS_MAX
         FS_SEGMENTS_BYTES
@@ -106,6 +115,18 @@ cdef extern from "fastsock.h" nogil:
                          size_t seg, const sockaddr *addr,
                          fs_socklen_t addrlen, int flags)
     int fs_wait(fs_sock_t s, int events, int timeout_ms)
+
+    int fs_accept_nonblocking(fs_sock_t s, sockaddr *addr, fs_socklen_t *len,
+                              fs_sock_t *out)
+    int fs_poller_new(int backend, fs_poller_t **out)
+    void fs_poller_free(fs_poller_t *p)
+    int fs_poller_add(fs_poller_t *p, fs_sock_t s, int events, void *data)
+    int fs_poller_mod(fs_poller_t *p, fs_sock_t s, int events, void *data)
+    int fs_poller_del(fs_poller_t *p, fs_sock_t s)
+    int fs_poller_wait(fs_poller_t *p, fs_pevent_t *out, int max,
+                       int timeout_ms)
+    int fs_poller_wake(fs_poller_t *p)
+    const char *fs_poller_name(const fs_poller_t *p)
 
     int fs_addr_ip(fs_addr_t *a, int family, const char *host, unsigned port,
                    uint32_t flowinfo, uint32_t scope_id)
