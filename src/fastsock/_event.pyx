@@ -69,7 +69,7 @@ cdef tuple OUT_OF = tuple(-e for e in (FS_EMFILE, FS_ENFILE, FS_ENOBUFS,
 cdef int64_t BACKOFF_FIRST = 5000000        # 5 ms, doubling
 cdef int64_t BACKOFF_MAX = 1000000000       # 1 s
 
-FRAMINGS = {"frame": FRAME, "line": LINE, "raw": RAW}
+cdef dict FRAMINGS = {"frame": FRAME, "line": LINE, "raw": RAW}
 
 
 cdef object os_error(int code):
