@@ -19,26 +19,22 @@ the stdlib's ``recvfrom_into`` and ``recv_into`` loops.
     python bench/bench_datagram.py --rounds 5 --count 100000   # G6 only
 """
 import argparse
-import hashlib
 import os
 import select
-import shutil
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 import pytest
 
 import fastsock
+from fastsock.bench import build_c
 
 SIZE = 64
 PER_CALL = 64
 RCVBUF = 4 << 20
-HERE = os.path.dirname(os.path.abspath(__file__))
-C_SOURCE = os.path.join(HERE, "c", "udp_mmsg.c")
 # stdlib: connected send / recv_into; fastsock: send_batch / recv_batch of
 # 64, segmentation offload on; fastsock-mmsg: the same with
 # FASTSOCK_DISABLE_GSO=1 (sendmmsg only); c: sendmmsg / recvmmsg of 64;
@@ -131,21 +127,6 @@ def worker(role, impl, args):
 
 # ---- the driver ------------------------------------------------------------
 
-def build_c():
-    """Compiles bench/c/udp_mmsg.c once per source version; None without a
-    C compiler."""
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if not cc:
-        return None
-    with open(C_SOURCE, "rb") as f:
-        tag = hashlib.sha1(f.read()).hexdigest()[:12]
-    exe = os.path.join(tempfile.gettempdir(), f"fastsock-udp-mmsg-{tag}")
-    if not os.path.exists(exe):
-        subprocess.run([cc, "-O2", "-o", exe + ".tmp", C_SOURCE], check=True)
-        os.replace(exe + ".tmp", exe)
-    return exe
-
-
 def start(impl, role, args, exe, env, cpu, **popen):
     """Starts one end: IMPL[-VARIANT] (see IMPLS) as `role` on `cpu`."""
     base, _, variant = impl.partition("-")
@@ -210,7 +191,7 @@ def uses_c(impl):
 
 
 def compare(rounds=5, count=100_000, impls=IMPLS, out=print):
-    exe = build_c() if any(map(uses_c, impls)) else None
+    exe = build_c("udp_mmsg") if any(map(uses_c, impls)) else None
     if exe is None and any(map(uses_c, impls)):
         out("no C compiler: the C reference is left out")
         impls = tuple(i for i in impls if not uses_c(i))

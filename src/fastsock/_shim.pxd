@@ -1,6 +1,26 @@
-# The one `cdef extern` block: csrc/fastsock.h as Cython sees it.
-# Every function is nogil and returns >= 0 or a negative FS_E* code.
+# Every C declaration the compiled modules use that Cython's own .pxd files
+# do not give: csrc/fastsock.h as Cython sees it, and a few CPython calls.
+from cpython.buffer cimport Py_buffer
+from cpython.object cimport PyObject
 from libc.stdint cimport int64_t, uint32_t
+
+
+# CPython's raw forms, for a bytes object made, filled in place and then
+# shrunk (_PyBytes_Resize needs the only reference, which an `object` is
+# not), and an unchecked PyObject_GetBuffer (get_write_buffer() looks at
+# the result itself, which costs less on every receive than a try block).
+cdef extern from "Python.h":
+    PyObject *new_raw_bytes "PyBytes_FromStringAndSize"(const char *,
+                                                         Py_ssize_t)
+    char *raw_bytes_data "PyBytes_AS_STRING"(PyObject *)
+    int _PyBytes_Resize(PyObject **, Py_ssize_t)
+    void Py_DECREF(PyObject *)
+    object PyUnicode_DecodeFSDefaultAndSize(const char *s, Py_ssize_t size)
+    int try_get_buffer "PyObject_GetBuffer"(object, Py_buffer *, int)
+
+
+# csrc/fastsock.h: every function is nogil and returns >= 0 or a negative
+# FS_E* code.
 
 
 cdef extern from "fastsock.h" nogil:
@@ -40,21 +60,9 @@ cdef extern from "fastsock.h" nogil:
         FS_EAGAIN
         FS_EINTR
         FS_EINPROGRESS
-        FS_EALREADY
-        FS_EISCONN
         FS_EBADF
-        FS_EINVAL
-        FS_ENOMEM
-        FS_EMSGSIZE
-        FS_ENOTCONN
         FS_EOPNOTSUPP
-        FS_ECONNABORTED
         FS_ECONNRESET
-        FS_EMFILE
-        FS_ENFILE
-        FS_ENOBUFS
-        FS_ETIMEDOUT
-        FS_EPIPE
         FS_POLLIN
         FS_POLLOUT
         FS_POLLERR
@@ -65,7 +73,6 @@ cdef extern from "fastsock.h" nogil:
         FS_SEGMENTS_BYTES
 
     int fs_init()
-    int fs_last_error()
     void fs_error_info(int code, int *err_no, int *winerror, char *msg,
                        size_t size)
     int64_t fs_monotonic_ns()

@@ -314,6 +314,138 @@ def datagrams(impl: str, n: int) -> float:
     return count / elapsed
 
 
+# ---- W7: connection set-up (G8) --------------------------------------------
+
+REQUEST = b"0123456789abcdef"
+#: Where a source checkout keeps the plain C references (absent from a wheel).
+C_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
+                     os.pardir, "bench", "c")
+
+
+def build_c(name: str) -> Optional[str]:
+    """Compiles C_DIR/<name>.c with -O2 once per source version and returns
+    the program's path; None without the source or a C compiler."""
+    import hashlib
+    import shutil
+    import subprocess
+    import tempfile
+
+    source = os.path.join(C_DIR, name + ".c")
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not cc or not os.path.exists(source):
+        return None
+    with open(source, "rb") as f:
+        tag = hashlib.sha1(f.read()).hexdigest()[:12]
+    exe = os.path.join(tempfile.gettempdir(), f"fastsock-{name}-{tag}")
+    if not os.path.exists(exe):
+        subprocess.run([cc, "-O2", "-o", exe + ".tmp", source], check=True)
+        os.replace(exe + ".tmp", exe)
+    return exe
+
+
+def _read16(conn: socket.socket, view: memoryview) -> None:
+    got = 0
+    while got < 16:
+        r = conn.recv_into(view[got:])
+        if not r:
+            raise EOFError("the peer closed early")
+        got += r
+
+
+def serve_connections(impl: str, listener: Any, n: int) -> None:
+    """W7 server: accepts n connections one at a time, answers each 16-byte
+    request with itself and closes.  `listener`: a fastsock.Listener for
+    "fastsock", else a listening stdlib socket."""
+    accept = listener.accept
+    if impl == "fastsock":
+        for _ in range(n):
+            stream, _addr = accept()
+            stream.write(stream.readexactly(16))
+            stream.close()
+        return
+    buf = bytearray(16)
+    view = memoryview(buf)
+    for _ in range(n):
+        conn, _addr = accept()
+        _read16(conn, view)
+        conn.sendall(buf)
+        conn.close()
+
+
+def make_connections(impl: str, address: Tuple[str, int], n: int) -> None:
+    """W7 client: n connections one after another, each sends 16 bytes,
+    reads the 16-byte reply and closes.  impl: "fastsock"
+    (fastsock.connect), "stdlib" (socket() + connect()) or
+    "create_connection" (socket.create_connection)."""
+    if impl == "fastsock":
+        connect = fastsock.connect
+        for _ in range(n):
+            stream = connect(address)
+            stream.write(REQUEST)
+            stream.readexactly(16)
+            stream.close()
+        return
+    view = memoryview(bytearray(16))
+    create_connection = socket.create_connection
+    new_socket = socket.socket
+    for _ in range(n):
+        if impl == "stdlib":
+            conn = new_socket()
+            conn.connect(address)
+        else:
+            conn = create_connection(address)
+        conn.sendall(REQUEST)
+        _read16(conn, view)
+        conn.close()
+
+
+def connections(impl: str, n: int) -> float:
+    """W7/G8: connections per second, the client timed on CPU 0, the server
+    of the same kind forked onto CPU 1 ("create_connection" is served by
+    the stdlib server)."""
+    if impl == "fastsock":
+        listener: Any = fastsock.listen(("127.0.0.1", 0))
+        address = listener.address
+    else:
+        listener = socket.create_server(("127.0.0.1", 0))
+        address = listener.getsockname()
+    pid = _fork(lambda: serve_connections(impl, listener, n))
+    # Only the child listens: if it fails, connecting fails rather than
+    # hangs.  (Listener.close() would shut the shared socket down.)
+    os.close(listener.socket.detach() if impl == "fastsock" else listener.detach())
+    _pin(0)
+    try:
+        t0 = time.perf_counter()
+        make_connections(impl, address, n)
+        elapsed = time.perf_counter() - t0
+    finally:
+        _reap(pid)
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, range(os.cpu_count() or 1))
+    return n / elapsed
+
+
+def c_connections(exe: str, n: int) -> float:
+    """W7 with the plain C client and server of bench/c/connect.c (`exe`,
+    from build_c("connect")), pinned as connections() pins its sides."""
+    import subprocess
+
+    cpus = os.cpu_count() or 1
+    server_cpu, client_cpu = ([str(1 % cpus)], ["0"]) if cpus > 1 else ([], [])
+    server = subprocess.Popen([exe, "server", str(n)] + server_cpu,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        port = server.stdout.readline().strip()
+        out = subprocess.run([exe, "client", port, str(n)] + client_cpu,
+                             stdout=subprocess.PIPE, text=True, check=True,
+                             timeout=120)
+    finally:
+        server.stdout.close()
+        if server.wait(timeout=120) != 0:
+            raise RuntimeError("the C server failed")
+    return n / (int(out.stdout) / 1e9)
+
+
 # ---- driver ---------------------------------------------------------------
 
 WORKLOADS: Dict[str, Tuple[Callable[[str, int], float], int, str]] = {
@@ -324,6 +456,7 @@ WORKLOADS: Dict[str, Tuple[Callable[[str, int], float], int, str]] = {
     "send_frame per message (G4)": (naive_frames, 300_000, "msg/s"),
     "ping-pong 64 B, one CPU (G2)": (ping_pong, 20_000, "round trips/s"),
     "UDP 64 B datagrams (G6)": (datagrams, 200_000, "pkt/s"),
+    "connect + 16 B + close (G8)": (connections, 5_000, "conn/s"),
 }
 
 
