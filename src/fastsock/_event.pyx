@@ -31,7 +31,7 @@ from fastsock._socket cimport (Socket, get_read_buffer, make_address,
                                raise_oserror)
 from fastsock._split cimport HEADER, find_sep, frame_length, put_header
 
-from fastsock.errors import (Error, FrameTooLargeError, IncompleteReadError,
+from fastsock._errors import (Error, FrameTooLargeError, IncompleteReadError,
                              LimitOverrunError)
 
 log = logging.getLogger("fastsock")
@@ -339,7 +339,7 @@ cdef class EventLoop:
                  Py_ssize_t max_line, Py_ssize_t high_water,
                  Py_ssize_t low_water, Py_ssize_t max_buffer,
                  Py_ssize_t max_connections, double idle_timeout,
-                 bint nodelay, int backend):
+                 bint nodelay, str backend):
         cdef int r
         if isinstance(framing, bytes):
             self.framing = LINE if framing == b"\n" else DELIM
@@ -367,7 +367,8 @@ cdef class EventLoop:
         self.rbuf = <char *>PyMem_Malloc(buffer_size)
         if self.rbuf == NULL:
             raise MemoryError()
-        r = fs_poller_new(backend, &self.poller)
+        r = fs_poller_new(FS_POLLER_POLL if backend == "poll"
+                          else FS_POLLER_DEFAULT, &self.poller)
         if r < 0:
             raise_oserror(r)
         self.backend = fs_poller_name(self.poller).decode()

@@ -21,12 +21,13 @@ __all__ = ["EventServer", "EventConnection"]
 
 # FASTSOCK_POLLER=poll forces the portable poll() loop where the OS has a
 # better one (epoll): the test suite runs the servers on both.
-_BACKENDS = {"": 0, "default": 0, "epoll": 0, "poll": 1}
+_BACKENDS = {"": "default", "default": "default", "epoll": "default",
+             "poll": "poll"}
 
 OnMessage = Callable[[EventConnection, bytes], object]
 
 
-def _backend() -> int:
+def _backend() -> str:
     name = os.environ.get("FASTSOCK_POLLER", "").lower()
     if name not in _BACKENDS:
         raise ValueError(f"FASTSOCK_POLLER={name!r}: expected 'poll' or 'epoll'")
