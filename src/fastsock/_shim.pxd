@@ -42,9 +42,10 @@ cdef extern from "fastsock.h" nogil:
     sockaddr *fs_addr_sa(fs_addr_t *a)
     fs_socklen_t FS_ADDR_ROOM
 
-    ctypedef struct fs_poller_t:    # opaque
+    ctypedef struct fs_poller_t:    # opaque: only pointers to it
         pass
-    ctypedef struct fs_pevent_t:
+
+    ctypedef struct fs_pevent_t:    # one ready socket from fs_poller_wait
         void *data
         int events
 
@@ -95,6 +96,8 @@ cdef extern from "fastsock.h" nogil:
     int fs_connect_result(fs_sock_t s)
     int fs_accept(fs_sock_t s, sockaddr *addr, fs_socklen_t *len,
                   fs_sock_t *out)
+    int fs_accept_nonblocking(fs_sock_t s, sockaddr *addr, fs_socklen_t *len,
+                              fs_sock_t *out)
     int fs_shutdown(fs_sock_t s, int how)
     int fs_getsockname(fs_sock_t s, sockaddr *addr, fs_socklen_t *len)
     int fs_getpeername(fs_sock_t s, sockaddr *addr, fs_socklen_t *len)
@@ -128,8 +131,6 @@ cdef extern from "fastsock.h" nogil:
                          fs_socklen_t addrlen, int flags)
     int fs_wait(fs_sock_t s, int events, int timeout_ms)
 
-    int fs_accept_nonblocking(fs_sock_t s, sockaddr *addr, fs_socklen_t *len,
-                              fs_sock_t *out)
     int fs_poller_new(int backend, fs_poller_t **out)
     void fs_poller_free(fs_poller_t *p)
     int fs_poller_add(fs_poller_t *p, fs_sock_t s, int events, void *data)
