@@ -2,7 +2,8 @@
 
 64 client connections send 64-byte frames (a 4-byte length, then the
 payload) to an echo server and check each reply; the load comes from
-bench/loadgen.c (compiled here with the system cc), so the client is not
+src/fastsock/bench/c/loadgen.c (compiled with the system
+cc), so the client is not
 the bottleneck.  Servers run in their own processes pinned to one CPU, the
 load generator to the other.  W6 keeps one request in flight per
 connection, W6p sixteen (pipelined).  The servers:
@@ -19,7 +20,7 @@ connection, W6p sixteen (pipelined).  The servers:
     c-threads        plain C, one thread per connection, blocking recv + send
     c-epoll          plain C, one thread, epoll + recv + send
 
-The two C servers (bench/c/echo_server.c) bound what each server model can
+The two C servers (src/fastsock/bench/c/echo_server.c) bound what each server model can
 get on this machine without Python: the thread-per-connection model pays a
 context switch per request that no library on top of it can remove.
 
@@ -42,237 +43,21 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from fastsock.bench import native
+from fastsock.bench.servers import run_load, start_server, stop_server
+
 KINDS = ("threading", "fastsock", "event-raw", "event-frame", "uvloop-raw",
          "uvloop-frame", "asyncio", "c-epoll")
 # Pipelined, every server splits frames (but the C reference, which echoes).
 PIPELINED_KINDS = ("threading-frame", "event-frame", "uvloop-frame", "c-epoll")
-C_KINDS = {"c-threads": "threads", "c-epoll": "epoll"}
 BASELINE = "threading"
 PIPELINED_BASELINE = "threading-frame"
 
 
-# ---- the servers (each runs in its own process) -----------------------------
-
-def serve_fastsock():
-    import fastsock
-
-    def echo(stream, address):
-        read1, write = stream.read1, stream.write
-        while True:
-            data = read1(65536)
-            if not data:
-                return
-            write(data)
-
-    server = fastsock.Server(("127.0.0.1", 0), echo, backlog=512)
-    print(server.address[1], flush=True)
-    server.serve_forever()
-
-
-def threading_server(handler):
-    import socketserver
-
-    class Server(socketserver.ThreadingTCPServer):
-        daemon_threads = True
-        allow_reuse_address = True
-        request_queue_size = 512
-
-    server = Server(("127.0.0.1", 0), handler)
-    print(server.server_address[1], flush=True)
-    server.serve_forever()
-
-
-def serve_threading():
-    import socketserver
-
-    class Echo(socketserver.StreamRequestHandler):
-        disable_nagle_algorithm = True   # not held back by Nagle
-
-        def handle(self):
-            recv, sendall = self.request.recv, self.request.sendall
-            while True:
-                data = recv(65536)
-                if not data:
-                    return
-                sendall(data)
-
-    threading_server(Echo)
-
-
-def serve_threading_frame():
-    import socketserver
-
-    class Frames(socketserver.StreamRequestHandler):
-        disable_nagle_algorithm = True
-
-        def handle(self):
-            read, write = self.rfile.read, self.wfile.write
-            while True:
-                header = read(4)
-                if len(header) < 4:
-                    return
-                write(header + read(int.from_bytes(header, "big")))
-
-    threading_server(Frames)
-
-
-def serve_event(framing):
-    import fastsock
-
-    server = fastsock.EventServer(("127.0.0.1", 0), lambda conn, message: message,
-                                  framing=framing, backlog=512)
-    print(server.address[1], flush=True)
-    server.serve_forever()
-
-
-def serve_uvloop(framing):
-    import asyncio
-
-    import uvloop
-
-    class Echo(asyncio.Protocol):
-        def connection_made(self, transport):
-            self.write = transport.write
-
-        def data_received(self, data):
-            self.write(data)
-
-    class Frames(asyncio.Protocol):
-        def connection_made(self, transport):
-            self.write = transport.write
-            self.buf = bytearray()
-
-        def data_received(self, data):
-            buf = self.buf
-            buf += data
-            while len(buf) >= 4:
-                end = 4 + int.from_bytes(buf[:4], "big")
-                if len(buf) < end:
-                    break
-                payload = bytes(buf[4:end])
-                del buf[:end]
-                self.write(len(payload).to_bytes(4, "big") + payload)
-
-    async def main():
-        server = await asyncio.get_running_loop().create_server(
-            Frames if framing == "frame" else Echo, "127.0.0.1", 0, backlog=512)
-        print(server.sockets[0].getsockname()[1], flush=True)
-        await server.serve_forever()
-
-    uvloop.run(main())
-
-
-def serve_asyncio():
-    import asyncio
-
-    class Echo(asyncio.Protocol):
-        def connection_made(self, transport):
-            self.write = transport.write
-
-        def data_received(self, data):
-            self.write(data)
-
-    async def main():
-        server = await asyncio.get_running_loop().create_server(
-            Echo, "127.0.0.1", 0, backlog=512)
-        print(server.sockets[0].getsockname()[1], flush=True)
-        await server.serve_forever()
-
-    asyncio.run(main())
-
-
-def serve_selectors():
-    import selectors
-    import socket
-
-    sel = selectors.DefaultSelector()
-    lsock = socket.create_server(("127.0.0.1", 0), backlog=512)
-    lsock.setblocking(False)
-    sel.register(lsock, selectors.EVENT_READ)
-    print(lsock.getsockname()[1], flush=True)
-    while True:
-        for key, _ in sel.select():
-            sock = key.fileobj
-            if sock is lsock:
-                conn, _ = lsock.accept()
-                conn.setblocking(False)
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                sel.register(conn, selectors.EVENT_READ)
-                continue
-            try:
-                data = sock.recv(65536)
-            except ConnectionError:
-                data = b""
-            if data:
-                sock.send(data)    # 64 bytes always fit an empty send buffer
-            else:
-                sel.unregister(sock)
-                sock.close()
-
-
-def serve_event_pong():
-    import fastsock
-
-    server = fastsock.EventServer(("127.0.0.1", 0), lambda conn, line: b"+PONG\r\n",
-                                  framing="line", backlog=512)
-    print(server.address[1], flush=True)
-    server.serve_forever()
-
-
-SERVERS = {"event-pong": serve_event_pong, "fastsock": serve_fastsock, "threading": serve_threading,
-           "threading-frame": serve_threading_frame,
-           "event-raw": lambda: serve_event("raw"),
-           "event-frame": lambda: serve_event("frame"),
-           "uvloop-raw": lambda: serve_uvloop("raw"),
-           "uvloop-frame": lambda: serve_uvloop("frame"),
-           "asyncio": serve_asyncio, "selectors": serve_selectors}
-
-
 # ---- driving them ----------------------------------------------------------------
-
-def build(directory, source, *flags):
-    exe = os.path.join(directory, os.path.splitext(os.path.basename(source))[0])
-    subprocess.run([os.environ.get("CC", "cc"), "-O2", "-std=c11", "-o", exe,
-                    os.path.join(HERE, source), *flags], check=True)
-    return exe
-
-
-def build_loadgen(directory):
-    return build(directory, "loadgen.c")
-
-
-def start_server(kind, cpu, wrap=(), directory=None):
-    if kind in C_KINDS:
-        exe = build(directory, os.path.join("c", "echo_server.c"), "-pthread")
-        command = [exe, C_KINDS[kind]]
-    else:
-        # The server imports fastsock as this process would (PYTHONPATH=src
-        # for an in-place build, else the installed package).
-        command = [sys.executable, os.path.abspath(__file__), "--serve", kind,
-                   "--cpu", str(cpu)]
-    pin = None
-    if kind in C_KINDS and hasattr(os, "sched_setaffinity"):
-        def pin():
-            os.sched_setaffinity(0, {cpu})
-    proc = subprocess.Popen([*wrap, *command], stdout=subprocess.PIPE, text=True,
-                            preexec_fn=pin)
-    port = int(proc.stdout.readline())
-    return proc, port
-
-
-def stop_server(proc):
-    proc.terminate()        # the server's SIGTERM handler exits at once
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
 
 def idle_fraction(interval=0.3):
     """Share of all CPUs idle over `interval` (from /proc/stat)."""
@@ -302,21 +87,6 @@ def cpu_seconds(pid):
         fields = f.read().rsplit(")", 1)[1].split()
     tick = os.sysconf("SC_CLK_TCK")
     return int(fields[11]) / tick, int(fields[12]) / tick
-
-
-def run_load(loadgen, port, conns, seconds, cpu, size=64, reconnect=False,
-             depth=1):
-    """(requests, seconds, p99 latency in microseconds) of one run of
-    frames with `depth` requests in flight per connection."""
-    out = subprocess.run(
-        [loadgen, "-c", str(conns), "-d", str(seconds), "-w", "0.3", "-f",
-         "-s", str(size), "-p", str(depth), "-C", str(cpu),
-         *(["-r"] if reconnect else []), "127.0.0.1", str(port)],
-        capture_output=True, text=True, timeout=seconds + 30)
-    fields = dict(item.split("=") for item in out.stdout.split())
-    if out.returncode != 0 or int(fields["errors"]):
-        raise RuntimeError(f"load generator failed: {out.stdout} {out.stderr}")
-    return int(fields["requests"]), float(fields["seconds"]), float(fields["p99_us"])
 
 
 class PerfCounts:
@@ -359,45 +129,43 @@ def measure(kinds=KINDS, rounds=5, seconds=2.0, conns=64, size=64,
     for a while first; 0: no waiting.  `reconnect`: a new connection for
     every request; `depth`: requests in flight per connection."""
     results = {kind: [] for kind in kinds}
-    with tempfile.TemporaryDirectory() as tmp:
-        loadgen = build_loadgen(tmp)
-        servers = {kind: start_server(kind, server_cpu, directory=tmp)
-                   for kind in kinds}
-        try:
-            for r in range(rounds):
-                for kind in kinds:
-                    proc, port = servers[kind]
-                    idle = wait_quiet(quiet) if quiet else 1.0
-                    perf = PerfCounts(proc.pid) if counts else None
-                    user0, sys0 = cpu_seconds(proc.pid)
-                    requests, elapsed, p99 = run_load(
-                        loadgen, port, conns, seconds, client_cpu, size,
-                        reconnect, depth)
-                    user1, sys1 = cpu_seconds(proc.pid)
-                    # CPU time covers warm-up and drain too: scale by the
-                    # requests of the whole run, estimated from the rate.
-                    total = requests * (elapsed + 0.3) / elapsed
-                    futex = switches = None
-                    if perf is not None:
-                        got = perf.stop()
-                        futex = got.get("sys_enter_futex", 0) / total
-                        switches = got.get("context-switches", 0) / total
-                    results[kind].append((requests / elapsed,
-                                          (user1 - user0) / total * 1e6,
-                                          (sys1 - sys0) / total * 1e6,
-                                          futex, switches, p99))
-                    log(f"round {r + 1} {kind:10s} {requests / elapsed:9.0f} req/s"
-                        f"   (machine {idle:.0%} idle before)")
-        finally:
-            for proc, _ in servers.values():
-                stop_server(proc)
+    loadgen = native.build("loadgen")
+    servers = {kind: start_server(kind, server_cpu) for kind in kinds}
+    try:
+        for r in range(rounds):
+            for kind in kinds:
+                proc, port = servers[kind]
+                idle = wait_quiet(quiet) if quiet else 1.0
+                perf = PerfCounts(proc.pid) if counts else None
+                user0, sys0 = cpu_seconds(proc.pid)
+                requests, elapsed, p99 = run_load(
+                    loadgen, port, conns, seconds, client_cpu, size, reconnect,
+                    depth)
+                user1, sys1 = cpu_seconds(proc.pid)
+                # CPU time covers warm-up and drain too: scale by the
+                # requests of the whole run, estimated from the rate.
+                total = requests * (elapsed + 0.3) / elapsed
+                futex = switches = None
+                if perf is not None:
+                    got = perf.stop()
+                    futex = got.get("sys_enter_futex", 0) / total
+                    switches = got.get("context-switches", 0) / total
+                results[kind].append((requests / elapsed,
+                                      (user1 - user0) / total * 1e6,
+                                      (sys1 - sys0) / total * 1e6,
+                                      futex, switches, p99))
+                log(f"round {r + 1} {kind:10s} {requests / elapsed:9.0f} req/s"
+                    f"   (machine {idle:.0%} idle before)")
+    finally:
+        for proc, _ in servers.values():
+            stop_server(proc)
     return results
 
 
 def futex_per_request(kind, seconds=2.0, conns=64, server_cpu=0, client_cpu=1):
     """(futex calls, requests) of one run with strace counting futex calls."""
     with tempfile.TemporaryDirectory() as tmp:
-        loadgen = build_loadgen(tmp)
+        loadgen = native.build("loadgen")
         summary = os.path.join(tmp, "strace.txt")
         proc, port = start_server(kind, server_cpu, wrap=(
             "strace", "-f", "-c", "--seccomp-bpf", "-e", "trace=futex",
@@ -565,7 +333,6 @@ def test_w6_server_requests_per_second(benchmark):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--serve", choices=tuple(SERVERS), help=argparse.SUPPRESS)
     parser.add_argument("--cpu", type=int, default=0, help="server CPU")
     parser.add_argument("--client-cpu", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=5)
@@ -588,12 +355,6 @@ def main():
     parser.add_argument("--futex", action="store_true",
                         help="also count futex calls per request under strace")
     args = parser.parse_args()
-    if args.serve:
-        if hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, {args.cpu})
-        signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
-        SERVERS[args.serve]()
-        return
     kinds = tuple(k for k in args.kinds.split(",") if k)
     print(f"W6: {args.connections} connections x 64-byte frames, one in flight "
           f"each, server on CPU {args.cpu}, load generator on CPU "
@@ -610,7 +371,7 @@ def main():
               f"uvloop-raw {p99(results, 'uvloop-raw'):.0f} us (goal: no worse)")
     pipelined = tuple(k for k in args.pipelined_kinds.split(",") if k)
     if pipelined:
-        print(f"\nW6p: the same with 16 frames in flight per connection")
+        print("\nW6p: the same with 16 frames in flight per connection")
         results = measure(pipelined, args.rounds, args.seconds, args.connections,
                           server_cpu=args.cpu, client_cpu=args.client_cpu,
                           quiet=args.quiet, depth=16)
