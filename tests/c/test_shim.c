@@ -1504,6 +1504,23 @@ static void test_poller_hangup(int backend)
     CHECK_EQ(r, FS_ECONNRESET);
 #endif
     CHECK_EQ(fs_poller_del(p, t[1]), 0);
+    close_socks(&t[1], 1);
+
+    /* An orderly close over TCP: FS_POLLIN alone on Linux (no POLLHUP
+     * until both sides are shut), a hang-up for WSAPoll. */
+    REQUIRE_EQ(tcp_pair(lsn, &addr, t), 0);
+    REQUIRE_EQ(fs_poller_add(p, t[1], FS_POLLIN, &tag), 0);
+    close_socks(&t[0], 1);
+    REQUIRE_EQ(fs_poller_wait(p, ev, 4, 2000), 1);
+    printf("  TCP peer closed, interest FS_POLLIN: events 0x%x\n",
+           ev[0].events);
+#ifdef __linux__
+    CHECK_EQ(ev[0].events, FS_POLLIN);
+#elif defined(_WIN32)
+    CHECK(ev[0].events & FS_POLLERR);
+#endif
+    CHECK_EQ(fs_recv(t[1], buf, sizeof(buf), 0), 0);
+    CHECK_EQ(fs_poller_del(p, t[1]), 0);
 out:
     fs_poller_free(p);
     close_socks(a, 2);
