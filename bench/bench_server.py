@@ -1,8 +1,8 @@
 """W6 / G7: requests/s of fastsock.Server against the stdlib's servers.
 
 64 client connections doing 64-byte request/response against an echo
-server; the load comes from bench/loadgen.c (compiled here with the system
-cc), so the client is not the bottleneck.  Servers run in their own
+server; the load comes from src/fastsock/bench/c/loadgen.c (compiled with the
+system cc), so the client is not the bottleneck.  Servers run in their own
 processes pinned to one CPU, the load generator to the other.  In one run:
 
     fastsock   fastsock.Server, handler: read1() + write()
@@ -12,7 +12,7 @@ processes pinned to one CPU, the load generator to the other.  In one run:
     c-threads  plain C, one thread per connection, blocking recv + send
     c-epoll    plain C, one thread, epoll + recv + send
 
-The two C servers (bench/c/echo_server.c) bound what each server model can
+The two C servers (src/fastsock/bench/c/echo_server.c) bound what each server model can
 get on this machine without Python: the thread-per-connection model pays a
 context switch per request that no library on top of it can remove.
 
@@ -35,148 +35,17 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from fastsock.bench import native
+from fastsock.bench.servers import run_load, start_server, stop_server
+
 KINDS = ("fastsock", "threading", "asyncio", "selectors", "c-threads", "c-epoll")
-C_KINDS = {"c-threads": "threads", "c-epoll": "epoll"}
 BASELINE = "threading"
 
 
-# ---- the servers (each runs in its own process) -----------------------------
-
-def serve_fastsock():
-    import fastsock
-
-    def echo(stream, address):
-        read1, write = stream.read1, stream.write
-        while True:
-            data = read1(65536)
-            if not data:
-                return
-            write(data)
-
-    server = fastsock.Server(("127.0.0.1", 0), echo, backlog=512)
-    print(server.address[1], flush=True)
-    server.serve_forever()
-
-
-def serve_threading():
-    import socketserver
-
-    class Echo(socketserver.BaseRequestHandler):
-        def handle(self):
-            recv, sendall = self.request.recv, self.request.sendall
-            while True:
-                data = recv(65536)
-                if not data:
-                    return
-                sendall(data)
-
-    class Server(socketserver.ThreadingTCPServer):
-        daemon_threads = True
-        allow_reuse_address = True
-        request_queue_size = 512
-
-    server = Server(("127.0.0.1", 0), Echo)
-    print(server.server_address[1], flush=True)
-    server.serve_forever()
-
-
-def serve_asyncio():
-    import asyncio
-
-    class Echo(asyncio.Protocol):
-        def connection_made(self, transport):
-            self.write = transport.write
-
-        def data_received(self, data):
-            self.write(data)
-
-    async def main():
-        server = await asyncio.get_running_loop().create_server(
-            Echo, "127.0.0.1", 0, backlog=512)
-        print(server.sockets[0].getsockname()[1], flush=True)
-        await server.serve_forever()
-
-    asyncio.run(main())
-
-
-def serve_selectors():
-    import selectors
-    import socket
-
-    sel = selectors.DefaultSelector()
-    lsock = socket.create_server(("127.0.0.1", 0), backlog=512)
-    lsock.setblocking(False)
-    sel.register(lsock, selectors.EVENT_READ)
-    print(lsock.getsockname()[1], flush=True)
-    while True:
-        for key, _ in sel.select():
-            sock = key.fileobj
-            if sock is lsock:
-                conn, _ = lsock.accept()
-                conn.setblocking(False)
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                sel.register(conn, selectors.EVENT_READ)
-                continue
-            try:
-                data = sock.recv(65536)
-            except ConnectionError:
-                data = b""
-            if data:
-                sock.send(data)    # 64 bytes always fit an empty send buffer
-            else:
-                sel.unregister(sock)
-                sock.close()
-
-
-SERVERS = {"fastsock": serve_fastsock, "threading": serve_threading,
-           "asyncio": serve_asyncio, "selectors": serve_selectors}
-
-
 # ---- driving them ----------------------------------------------------------------
-
-def build(directory, source, *flags):
-    exe = os.path.join(directory, os.path.splitext(os.path.basename(source))[0])
-    subprocess.run([os.environ.get("CC", "cc"), "-O2", "-std=c11", "-o", exe,
-                    os.path.join(HERE, source), *flags], check=True)
-    return exe
-
-
-def build_loadgen(directory):
-    return build(directory, "loadgen.c")
-
-
-def start_server(kind, cpu, wrap=(), directory=None):
-    if kind in C_KINDS:
-        exe = build(directory, os.path.join("c", "echo_server.c"), "-pthread")
-        command = [exe, C_KINDS[kind]]
-    else:
-        # The server imports fastsock as this process would (PYTHONPATH=src
-        # for an in-place build, else the installed package).
-        command = [sys.executable, os.path.abspath(__file__), "--serve", kind,
-                   "--cpu", str(cpu)]
-    pin = None
-    if kind in C_KINDS and hasattr(os, "sched_setaffinity"):
-        def pin():
-            os.sched_setaffinity(0, {cpu})
-    proc = subprocess.Popen([*wrap, *command], stdout=subprocess.PIPE, text=True,
-                            preexec_fn=pin)
-    port = int(proc.stdout.readline())
-    return proc, port
-
-
-def stop_server(proc):
-    proc.terminate()        # the server's SIGTERM handler exits at once
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
 
 def idle_fraction(interval=0.3):
     """Share of all CPUs idle over `interval` (from /proc/stat)."""
@@ -206,18 +75,6 @@ def cpu_seconds(pid):
         fields = f.read().rsplit(")", 1)[1].split()
     tick = os.sysconf("SC_CLK_TCK")
     return int(fields[11]) / tick, int(fields[12]) / tick
-
-
-def run_load(loadgen, port, conns, seconds, cpu, size=64, reconnect=False):
-    out = subprocess.run(
-        [loadgen, "-c", str(conns), "-d", str(seconds), "-w", "0.3",
-         "-s", str(size), "-C", str(cpu), *(["-r"] if reconnect else []),
-         "127.0.0.1", str(port)],
-        capture_output=True, text=True, timeout=seconds + 30)
-    fields = dict(item.split("=") for item in out.stdout.split())
-    if out.returncode != 0 or int(fields["errors"]):
-        raise RuntimeError(f"load generator failed: {out.stdout} {out.stderr}")
-    return int(fields["requests"]), float(fields["seconds"])
 
 
 class PerfCounts:
@@ -259,44 +116,42 @@ def measure(kinds=KINDS, rounds=5, seconds=2.0, conns=64, size=64,
     to be `quiet` (that share idle) for a while first; 0: no waiting.
     `reconnect`: a new connection for every request."""
     results = {kind: [] for kind in kinds}
-    with tempfile.TemporaryDirectory() as tmp:
-        loadgen = build_loadgen(tmp)
-        servers = {kind: start_server(kind, server_cpu, directory=tmp)
-                   for kind in kinds}
-        try:
-            for r in range(rounds):
-                for kind in kinds:
-                    proc, port = servers[kind]
-                    idle = wait_quiet(quiet) if quiet else 1.0
-                    perf = PerfCounts(proc.pid) if counts else None
-                    user0, sys0 = cpu_seconds(proc.pid)
-                    requests, elapsed = run_load(loadgen, port, conns, seconds,
-                                                 client_cpu, size, reconnect)
-                    user1, sys1 = cpu_seconds(proc.pid)
-                    # CPU time covers warm-up and drain too: scale by the
-                    # requests of the whole run, estimated from the rate.
-                    total = requests * (elapsed + 0.3) / elapsed
-                    futex = switches = None
-                    if perf is not None:
-                        got = perf.stop()
-                        futex = got.get("sys_enter_futex", 0) / total
-                        switches = got.get("context-switches", 0) / total
-                    results[kind].append((requests / elapsed,
-                                          (user1 - user0) / total * 1e6,
-                                          (sys1 - sys0) / total * 1e6,
-                                          futex, switches))
-                    log(f"round {r + 1} {kind:10s} {requests / elapsed:9.0f} req/s"
-                        f"   (machine {idle:.0%} idle before)")
-        finally:
-            for proc, _ in servers.values():
-                stop_server(proc)
+    loadgen = native.build("loadgen")
+    servers = {kind: start_server(kind, server_cpu) for kind in kinds}
+    try:
+        for r in range(rounds):
+            for kind in kinds:
+                proc, port = servers[kind]
+                idle = wait_quiet(quiet) if quiet else 1.0
+                perf = PerfCounts(proc.pid) if counts else None
+                user0, sys0 = cpu_seconds(proc.pid)
+                requests, elapsed = run_load(loadgen, port, conns, seconds,
+                                             client_cpu, size, reconnect)
+                user1, sys1 = cpu_seconds(proc.pid)
+                # CPU time covers warm-up and drain too: scale by the
+                # requests of the whole run, estimated from the rate.
+                total = requests * (elapsed + 0.3) / elapsed
+                futex = switches = None
+                if perf is not None:
+                    got = perf.stop()
+                    futex = got.get("sys_enter_futex", 0) / total
+                    switches = got.get("context-switches", 0) / total
+                results[kind].append((requests / elapsed,
+                                      (user1 - user0) / total * 1e6,
+                                      (sys1 - sys0) / total * 1e6,
+                                      futex, switches))
+                log(f"round {r + 1} {kind:10s} {requests / elapsed:9.0f} req/s"
+                    f"   (machine {idle:.0%} idle before)")
+    finally:
+        for proc, _ in servers.values():
+            stop_server(proc)
     return results
 
 
 def futex_per_request(kind, seconds=2.0, conns=64, server_cpu=0, client_cpu=1):
     """(futex calls, requests) of one run with strace counting futex calls."""
     with tempfile.TemporaryDirectory() as tmp:
-        loadgen = build_loadgen(tmp)
+        loadgen = native.build("loadgen")
         summary = os.path.join(tmp, "strace.txt")
         proc, port = start_server(kind, server_cpu, wrap=(
             "strace", "-f", "-c", "--seccomp-bpf", "-e", "trace=futex",
@@ -363,7 +218,6 @@ def test_w6_server_requests_per_second(benchmark):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--serve", choices=tuple(SERVERS), help=argparse.SUPPRESS)
     parser.add_argument("--cpu", type=int, default=0, help="server CPU")
     parser.add_argument("--client-cpu", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=5)
@@ -379,12 +233,6 @@ def main():
     parser.add_argument("--futex", action="store_true",
                         help="also count futex calls per request under strace")
     args = parser.parse_args()
-    if args.serve:
-        if hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, {args.cpu})
-        signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
-        SERVERS[args.serve]()
-        return
     kinds = tuple(args.kinds.split(","))
     print(f"W6: {args.connections} connections x 64-byte request/response, "
           f"server on CPU {args.cpu}, load generator on CPU {args.client_cpu}, "
