@@ -62,8 +62,13 @@ cdef extern from "fastsock.h" nogil:
         FS_EINTR
         FS_EINPROGRESS
         FS_EBADF
+        FS_EINVAL
+        FS_ENOMEM
         FS_EOPNOTSUPP
         FS_ECONNRESET
+        FS_EMFILE
+        FS_ENFILE
+        FS_ENOBUFS
         FS_POLLIN
         FS_POLLOUT
         FS_POLLERR

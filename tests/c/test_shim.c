@@ -124,6 +124,7 @@ static int raise_fd_limit(int want)
 #  include <netdb.h>
 #  include <netinet/in.h>
 #  include <pthread.h>
+#  include <signal.h>
 #  include <sys/resource.h>
 #  include <time.h>
 #  include <unistd.h>
@@ -1503,6 +1504,23 @@ static void test_poller_hangup(int backend)
     CHECK_EQ(r, FS_ECONNRESET);
 #endif
     CHECK_EQ(fs_poller_del(p, t[1]), 0);
+    close_socks(&t[1], 1);
+
+    /* An orderly close over TCP: FS_POLLIN alone on Linux (no POLLHUP
+     * until both sides are shut), a hang-up for WSAPoll. */
+    REQUIRE_EQ(tcp_pair(lsn, &addr, t), 0);
+    REQUIRE_EQ(fs_poller_add(p, t[1], FS_POLLIN, &tag), 0);
+    close_socks(&t[0], 1);
+    REQUIRE_EQ(fs_poller_wait(p, ev, 4, 2000), 1);
+    printf("  TCP peer closed, interest FS_POLLIN: events 0x%x\n",
+           ev[0].events);
+#ifdef __linux__
+    CHECK_EQ(ev[0].events, FS_POLLIN);
+#elif defined(_WIN32)
+    CHECK(ev[0].events & FS_POLLERR);
+#endif
+    CHECK_EQ(fs_recv(t[1], buf, sizeof(buf), 0), 0);
+    CHECK_EQ(fs_poller_del(p, t[1]), 0);
 out:
     fs_poller_free(p);
     close_socks(a, 2);
@@ -1759,6 +1777,208 @@ out:
     close_socks(b, 2);
 }
 
+/* Random add, mod, del and wake-ups against a model of what each wait
+ * must report.  Every registered socket is readable and writable, or its
+ * peer has closed (a hang-up); one wait with room for all must report
+ * exactly the sockets with interest, with their interest as events, and
+ * a hung-up interest-0 socket once per add/mod. */
+static void test_poller_model(int backend)
+{
+#ifdef _WIN32
+    enum { N = 24, STEPS = 600 };
+#else
+    enum { N = 64, STEPS = 4000 };
+#endif
+    fs_poller_t *p = NULL;
+    fs_sock_t pairs[N][2];
+    int tags[N][2];
+    struct {
+        int reg, interest, armed, hung, tag;
+    } m[N];
+    unsigned char got[N];
+    fs_pevent_t ev[N + 1];
+    unsigned rnd = 777;
+    int i, k, n, step, checks = 0, reported = 0, hung_reports = 0;
+    char c = 'm';
+
+    BEGIN("poller: random add/mod/del/wake against a model");
+    for (i = 0; i < N; i++)
+        pairs[i][0] = pairs[i][1] = FS_INVALID_SOCKET;
+    memset(m, 0, sizeof(m));
+    REQUIRE_EQ(fs_poller_new(backend, &p), 0);
+    for (i = 0; i < N; i++) {
+        REQUIRE_EQ(fs_socketpair(PAIR_FAMILY, SOCK_STREAM, 0, pairs[i]), 0);
+        m[i].hung = PEER_CLOSE_HANGS_UP && i % 5 == 4;
+        if (m[i].hung)
+            close_socks(&pairs[i][1], 1);
+        else
+            REQUIRE_EQ(fs_send(pairs[i][1], &c, 1, 0), 1);
+        /* Arrived (over TCP it takes a moment). */
+        REQUIRE(fs_wait(pairs[i][0], FS_POLLIN, 2000) & FS_POLLIN);
+    }
+    for (step = 0; step < STEPS; step++) {
+        rnd = rnd * 1103515245u + 12345u;
+        i = (int)((rnd >> 8) % N);
+        k = (int)((rnd >> 20) % 8);
+        if (!m[i].reg || k < 3) {
+            int interest = (int)((rnd >> 4) % 4), r;
+
+            interest = ((interest & 1) ? FS_POLLIN : 0)
+                       | ((interest & 2) ? FS_POLLOUT : 0);
+            m[i].tag = (int)(rnd >> 28) & 1;
+            r = m[i].reg ? fs_poller_mod(p, pairs[i][0], interest,
+                                         &tags[i][m[i].tag])
+                         : fs_poller_add(p, pairs[i][0], interest,
+                                         &tags[i][m[i].tag]);
+            if (r != 0)
+                FAIL("fs_poller_add/mod");
+            m[i].reg = 1;
+            m[i].interest = interest;
+            m[i].armed = 1;
+        }
+        else if (k == 3) {
+            if (fs_poller_del(p, pairs[i][0]) != 0)
+                FAIL("fs_poller_del");
+            m[i].reg = 0;
+        }
+        else if (k == 4 && fs_poller_wake(p) != 0)
+            FAIL("fs_poller_wake");
+        if (step % 7 != 6)
+            continue;
+        /* Room for every socket: each wait reports all that are due. */
+        checks++;
+        n = fs_poller_wait(p, ev, N + 1, 0);
+        if (n < 0)
+            FAIL("fs_poller_wait");
+        memset(got, 0, sizeof(got));
+        for (k = 0; k < n; k++) {
+            ptrdiff_t at = (int *)ev[k].data - &tags[0][0];
+            int want;
+
+            if (ev[k].data == NULL || at < 0 || at >= 2 * N)
+                FAIL("only registered sockets' data comes back");
+            i = (int)(at / 2);
+            if (got[i]++)
+                FAIL("a socket is reported once per wait");
+            if (!m[i].reg || (int)(at % 2) != m[i].tag)
+                FAIL("the data is the latest given");
+            if (m[i].hung) {
+                want = m[i].interest | FS_POLLERR;
+                if (!(ev[k].events & FS_POLLERR)
+                    || (ev[k].events & ~want) != 0)
+                    FAIL("a hang-up is FS_POLLERR, within the interest");
+                if (m[i].interest == 0) {
+                    if (!m[i].armed)
+                        FAIL("interest 0: FS_POLLERR once per add/mod");
+                    m[i].armed = 0;
+                    hung_reports++;
+                }
+            }
+            else if (ev[k].events != m[i].interest)
+                FAIL("a ready socket's events are its interest");
+        }
+        for (i = 0; i < N; i++) {
+            int due = m[i].reg && (m[i].interest != 0
+                                   || (m[i].hung && got[i]));
+
+            if (due != (got[i] != 0)) {
+                printf("    socket %d: registered %d, interest 0x%x, "
+                       "hung %d, reported %d\n", i, m[i].reg,
+                       m[i].interest, m[i].hung, got[i]);
+                FAIL("every socket with interest is reported");
+            }
+        }
+        reported += n;
+    }
+    printf("  %d checks, %d events, %d one-time FS_POLLERR\n", checks,
+           reported, hung_reports);
+    if (PEER_CLOSE_HANGS_UP)
+        CHECK(hung_reports > 0);
+out:
+    fs_poller_free(p);
+    for (i = 0; i < N; i++)
+        close_socks(pairs[i], 2);
+}
+
+#ifndef _WIN32
+static fs_poller_t *g_signal_poller;
+static volatile sig_atomic_t g_signal_wake, g_signal_rc, g_signals;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_signals++;
+    if (g_signal_wake)
+        g_signal_rc = fs_poller_wake(g_signal_poller);
+}
+
+typedef struct {
+    pthread_t target;
+    volatile sig_atomic_t stop;
+} killer_t;
+
+/* Signals the target every 20 ms until told to stop. */
+static void killer(void *arg)
+{
+    killer_t *k = (killer_t *)arg;
+
+    while (!k->stop) {
+        sleep_ms(20);
+        pthread_kill(k->target, SIGUSR1);
+    }
+}
+
+static void test_poller_signal(int backend)
+{
+    fs_poller_t *p = NULL;
+    struct sigaction sa, old;
+    fs_pevent_t ev[2];
+    killer_t k;
+    thread_start_t start;
+    thread_t th;
+    int64_t t0;
+    int n, installed = 0;
+
+    BEGIN("poller: a signal ends a wait with FS_EINTR; a handler may wake");
+    REQUIRE_EQ(fs_poller_new(backend, &p), 0);
+    g_signal_poller = p;
+    g_signal_wake = 0;
+    g_signal_rc = -1;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART; /* poll and epoll_wait are never restarted */
+    REQUIRE_EQ(sigaction(SIGUSR1, &sa, &old), 0);
+    installed = 1;
+    k.target = pthread_self();
+    k.stop = 0;
+    start.fn = killer;
+    start.arg = &k;
+    REQUIRE_EQ(thread_start(&th, &start), 0);
+    n = fs_poller_wait(p, ev, 2, -1);
+    k.stop = 1;
+    thread_join(th);
+    CHECK_EQ(n, FS_EINTR);
+    CHECK(g_signals > 0);
+
+    /* A handler that wakes: the wait after it returns 0 at once. */
+    g_signal_wake = 1;
+    REQUIRE_EQ(pthread_kill(pthread_self(), SIGUSR1), 0); /* runs it now */
+    g_signal_wake = 0;
+    CHECK_EQ(g_signal_rc, 0);
+    t0 = fs_monotonic_ns();
+    CHECK_EQ(fs_poller_wait(p, ev, 2, -1), 0);
+    CHECK(ms_since(t0) < 2000);
+    t0 = fs_monotonic_ns();
+    CHECK_EQ(fs_poller_wait(p, ev, 2, 50), 0);
+    CHECK(ms_since(t0) >= 40);
+out:
+    if (installed)
+        sigaction(SIGUSR1, &old, NULL);
+    fs_poller_free(p);
+}
+#endif
+
 static void test_accept_nonblocking(void)
 {
     fs_poller_t *p = NULL;
@@ -1836,6 +2056,10 @@ int main(void)
         test_poller_wake(g_backends[b]);
         test_poller_many(g_backends[b]);
         test_poller_reuse(g_backends[b]);
+        test_poller_model(g_backends[b]);
+#ifndef _WIN32
+        test_poller_signal(g_backends[b]);
+#endif
     }
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;

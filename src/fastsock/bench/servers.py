@@ -1,14 +1,20 @@
-"""W6: 64 clients doing 64-byte request/response against an echo server,
+"""W6: 64 clients sending 64-byte frames (a 4-byte length, then the
+payload) to an echo server and checking each reply, one or more in flight;
 the load from c/loadgen.c (one C epoll loop, so the client is not the
 bottleneck).  The servers, each in its own process pinned to one CPU:
 
-    fastsock   fastsock.Server, handler: read1() + write()
-    event      fastsock.EventServer, framing "raw", the message returned
-    threading  socketserver.ThreadingTCPServer (Nagle off), recv() + sendall()
-    asyncio    asyncio Protocol: data_received() -> transport.write()
-    selectors  one thread, selectors.DefaultSelector, recv() + send()
-    c-threads  plain C, one thread per connection, blocking recv + send
-    c-epoll    plain C, one thread, epoll + recv + send (c/echo_server.c)
+    threading        socketserver.ThreadingTCPServer (Nagle off), recv() + sendall()
+    threading-frame  the same, reading each frame (rfile.read) and writing its reply
+    fastsock         fastsock.Server, handler: read1() + write()
+    event-raw        fastsock.EventServer(framing="raw"): echo what each receive brought
+    event-frame      fastsock.EventServer(framing="frame"): a callback per frame
+    event-pong       fastsock.EventServer(framing="line") answering "+PONG" (redis-benchmark)
+    uvloop-raw       a uvloop Protocol: data_received() -> transport.write()
+    uvloop-frame     the same, splitting frames in Python (as a uvloop user would)
+    asyncio          an asyncio Protocol: data_received() -> transport.write()
+    selectors        one thread, selectors.DefaultSelector, recv() + send()
+    c-threads        plain C, one thread per connection, blocking recv + send
+    c-epoll          plain C, one thread, epoll + recv + send (c/echo_server.c)
 
 A Python server runs as ``python -m fastsock.bench.servers KIND CPU``.
 """
@@ -40,12 +46,16 @@ def serve_fastsock():
     server.serve_forever()
 
 
-def serve_event():
-    import fastsock
+def threading_server(handler):
+    import socketserver
 
-    server = fastsock.EventServer(("127.0.0.1", 0), lambda conn, message: message,
-                                  framing="raw", backlog=512)
-    print(server.address[1], flush=True)
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+        request_queue_size = 512
+
+    server = Server(("127.0.0.1", 0), handler)
+    print(server.server_address[1], flush=True)
     server.serve_forever()
 
 
@@ -53,7 +63,7 @@ def serve_threading():
     import socketserver
 
     class Echo(socketserver.StreamRequestHandler):
-        disable_nagle_algorithm = True      # as the other servers do
+        disable_nagle_algorithm = True   # not held back by Nagle
 
         def handle(self):
             recv, sendall = self.request.recv, self.request.sendall
@@ -63,14 +73,70 @@ def serve_threading():
                     return
                 sendall(data)
 
-    class Server(socketserver.ThreadingTCPServer):
-        daemon_threads = True
-        allow_reuse_address = True
-        request_queue_size = 512
+    threading_server(Echo)
 
-    server = Server(("127.0.0.1", 0), Echo)
-    print(server.server_address[1], flush=True)
+
+def serve_threading_frame():
+    import socketserver
+
+    class Frames(socketserver.StreamRequestHandler):
+        disable_nagle_algorithm = True
+
+        def handle(self):
+            read, write = self.rfile.read, self.wfile.write
+            while True:
+                header = read(4)
+                if len(header) < 4:
+                    return
+                write(header + read(int.from_bytes(header, "big")))
+
+    threading_server(Frames)
+
+
+def serve_event(framing):
+    import fastsock
+
+    server = fastsock.EventServer(("127.0.0.1", 0), lambda conn, message: message,
+                                  framing=framing, backlog=512)
+    print(server.address[1], flush=True)
     server.serve_forever()
+
+
+def serve_uvloop(framing):
+    import asyncio
+
+    import uvloop
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.write = transport.write
+
+        def data_received(self, data):
+            self.write(data)
+
+    class Frames(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.write = transport.write
+            self.buf = bytearray()
+
+        def data_received(self, data):
+            buf = self.buf
+            buf += data
+            while len(buf) >= 4:
+                end = 4 + int.from_bytes(buf[:4], "big")
+                if len(buf) < end:
+                    break
+                payload = bytes(buf[4:end])
+                del buf[:end]
+                self.write(len(payload).to_bytes(4, "big") + payload)
+
+    async def main():
+        server = await asyncio.get_running_loop().create_server(
+            Frames if framing == "frame" else Echo, "127.0.0.1", 0, backlog=512)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await server.serve_forever()
+
+    uvloop.run(main())
 
 
 def serve_asyncio():
@@ -121,9 +187,23 @@ def serve_selectors():
                 sock.close()
 
 
-SERVERS = {"fastsock": serve_fastsock, "event": serve_event, "threading": serve_threading,
-           "asyncio": serve_asyncio, "selectors": serve_selectors}
+def serve_event_pong():
+    import fastsock
 
+    server = fastsock.EventServer(("127.0.0.1", 0), lambda conn, line: b"+PONG\r\n",
+                                  framing="line", backlog=512)
+    print(server.address[1], flush=True)
+    server.serve_forever()
+
+
+SERVERS = {"fastsock": serve_fastsock, "threading": serve_threading,
+           "threading-frame": serve_threading_frame,
+           "event-raw": lambda: serve_event("raw"),
+           "event-frame": lambda: serve_event("frame"),
+           "event-pong": serve_event_pong,
+           "uvloop-raw": lambda: serve_uvloop("raw"),
+           "uvloop-frame": lambda: serve_uvloop("frame"),
+           "asyncio": serve_asyncio, "selectors": serve_selectors}
 
 
 # ---- driving them ----------------------------------------------------------
@@ -155,17 +235,19 @@ def stop_server(proc):
         proc.wait()
 
 
-def run_load(loadgen, port, conns, seconds, cpu, size=64, reconnect=False):
-    """(requests, seconds) of c/loadgen.c against `port` (after 0.3 s of warm-up)."""
+def run_load(loadgen, port, conns, seconds, cpu, size=64, reconnect=False,
+             depth=1):
+    """(requests, seconds, p99 latency in microseconds) of one run of
+    frames with `depth` requests in flight per connection."""
     out = subprocess.run(
-        [loadgen, "-c", str(conns), "-d", str(seconds), "-w", "0.3",
-         "-s", str(size), "-C", str(cpu), *(["-r"] if reconnect else []),
-         "127.0.0.1", str(port)],
+        [loadgen, "-c", str(conns), "-d", str(seconds), "-w", "0.3", "-f",
+         "-s", str(size), "-p", str(depth), "-C", str(cpu),
+         *(["-r"] if reconnect else []), "127.0.0.1", str(port)],
         capture_output=True, text=True, timeout=seconds + 30)
     fields = dict(item.split("=") for item in out.stdout.split())
     if out.returncode != 0 or int(fields["errors"]):
         raise RuntimeError(f"load generator failed: {out.stdout} {out.stderr}")
-    return int(fields["requests"]), float(fields["seconds"])
+    return int(fields["requests"]), float(fields["seconds"]), float(fields["p99_us"])
 
 
 def run_server(kind, seconds, conns=64, server_cpu=0, client_cpu=1):
@@ -173,7 +255,8 @@ def run_server(kind, seconds, conns=64, server_cpu=0, client_cpu=1):
     (requests, seconds)."""
     proc, port = start_server(kind, server_cpu)
     try:
-        return run_load(native.build("loadgen"), port, conns, seconds, client_cpu)
+        return run_load(native.build("loadgen"), port, conns, seconds,
+                        client_cpu)[:2]
     finally:
         stop_server(proc)
 

@@ -46,7 +46,7 @@ def all_workloads() -> List[Workload]:
     notes6 = []
     if hasattr(fastsock, "EventServer"):
         w6.append(_side("event", "fastsock.EventServer, framing 'raw'", servers.run_server,
-                        "event", ("loadgen",)))
+                        "event-raw", ("loadgen",)))
     else:
         notes6.append("fastsock.EventServer is not in this version: G7 not measured")
     w6.append(_side("c", "C epoll loop, recv + send", servers.run_server, "c-epoll",
