@@ -163,10 +163,10 @@ def measure(plan: List[Workload], rounds: int, quick: bool,
             for side in workload.sides:
                 progress.show(workload, r, side.key)
                 t0 = time.monotonic()
-                ops, seconds = side.run(n)
+                ops, seconds, *more = side.run(n)
                 progress.ran(workload, time.monotonic() - t0)
                 runs[workload.id][side.key].append(
-                    {"ops": ops, "seconds": seconds, "rate": ops / seconds})
+                    {"ops": ops, "seconds": seconds, "rate": ops / seconds, **dict(*more)})
     return runs
 
 
