@@ -5,12 +5,13 @@ client runs on CPU 0 and is timed; the server, of the same kind, runs in
 its own process on CPU 1.  Four kinds, interleaved A B C D A B C D so drift
 on a shared machine hits all alike:
 
-    c                  plain C client and server (bench/c/connect.c, -O2)
+    c                  plain C client and server (src/fastsock/bench/c/connect.c, -O2)
     fastsock           fastsock.connect() + Listener.accept(), Streams
     stdlib             socket.socket() + connect(), socket.accept()
     create_connection  socket.create_connection(), socket.accept()
 
-The round functions are fastsock.bench.connections() and c_connections(),
+The round functions are fastsock.bench.streams.connections() and
+c_connections(),
 which ``python -m fastsock.bench`` runs too.  Rates are connections per
 second; the table gives medians, min-max and the median of the per-round
 ratios.  G8: fastsock >= 0.9x c and >= 1.2x stdlib.
@@ -31,30 +32,31 @@ import subprocess
 import sys
 import tempfile
 
-from fastsock.bench import build_c, c_connections, connections
+from fastsock.bench import native
+from fastsock.bench.streams import c_connections, connections
 
 KINDS = ("c", "fastsock", "stdlib", "create_connection")
 RATIOS = (("fastsock", "c"), ("fastsock", "stdlib"), ("stdlib", "c"),
           ("fastsock", "create_connection"))
 
 
-def run(kind, count, exe):
-    if kind == "c":
-        return c_connections(exe, count)
-    return connections(kind, count)
+def run(kind, count):
+    """Connections per second of one round of `kind`."""
+    ops, seconds = c_connections(count) if kind == "c" else connections(kind, count)
+    return ops / seconds
 
 
 def compare(rounds=5, count=3000, kinds=KINDS, out=print):
     """Interleaved rounds of each kind: {kind: [rate, ...]} and the
     medians of the per-round ratios."""
-    exe = build_c("connect") if "c" in kinds else None
+    exe = native.build("connect") if "c" in kinds else None
     if exe is None and "c" in kinds:
         out("no C compiler: the C reference is left out")
         kinds = tuple(k for k in kinds if k != "c")
     rates = {kind: [] for kind in kinds}
     for _ in range(rounds):
         for kind in kinds:
-            rates[kind].append(run(kind, count, exe))
+            rates[kind].append(run(kind, count))
     out(f"W7: {count} connections per round, {rounds} interleaved rounds, "
         f"client on CPU 0, server on CPU 1 (connections/s)")
     out(f"{'':18} {'median':>9} {'min-max':>17}")
@@ -103,7 +105,7 @@ def trace(kind, count, exe, folder):
 def syscalls(count=2000, kinds=KINDS, out=print):
     """System calls per connection of each side: the difference between a
     run of 2 * count and one of count connections, divided by count."""
-    exe = build_c("connect") if "c" in kinds else None
+    exe = native.build("connect") if "c" in kinds else None
     kinds = tuple(k for k in kinds if k != "c" or exe)
     result = {}
     out(f"system calls per connection (strace -ff, runs of {2 * count} "
@@ -150,7 +152,7 @@ def main():
     args = parser.parse_args()
     if args.one:
         kind, count = args.one
-        run(kind, int(count), build_c("connect") if kind == "c" else None)
+        run(kind, int(count))
     elif args.syscalls:
         syscalls(args.count, tuple(args.kinds.split(",")))
     else:

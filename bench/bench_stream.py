@@ -23,8 +23,8 @@ import time
 import pytest
 
 import fastsock
-from fastsock.bench import (count_frames_stdlib, count_frames_stream, count_lines_stdlib,
-                            count_lines_stream)
+from fastsock.bench.streams import (count_frames_stdlib, count_frames_stream, count_lines_stdlib,
+                                    count_lines_stream)
 
 ROUNDS = int(os.environ.get("FASTSOCK_BENCH_ROUNDS", "5"))
 SCALE = float(os.environ.get("FASTSOCK_BENCH_SCALE", "1.0"))
