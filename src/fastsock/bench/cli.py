@@ -163,7 +163,15 @@ def measure(plan: List[Workload], rounds: int, quick: bool,
             for side in workload.sides:
                 progress.show(workload, r, side.key)
                 t0 = time.monotonic()
-                ops, seconds, *more = side.run(n)
+                try:
+                    ops, seconds, *more = side.run(n)
+                except RuntimeError as e:
+                    # A run that fails (a peer that died, a load generator
+                    # that saw errors) is run again once, and said so.
+                    note = f"{side.key}: round {r} failed and was run again ({e})"
+                    workload.notes.append(note)
+                    progress.note(note)
+                    ops, seconds, *more = side.run(n)
                 progress.ran(workload, time.monotonic() - t0)
                 runs[workload.id][side.key].append(
                     {"ops": ops, "seconds": seconds, "rate": ops / seconds, **dict(*more)})
