@@ -778,7 +778,11 @@ def test_ten_thousand_concurrent_connections():
         assert open_now == n
         per_connection = (rss_idle - rss_before) / n
         print(f"server RSS per idle connection: {per_connection:.2f} KiB")
-        assert per_connection < 2.0
+        # The goal is 2 KiB.  Under AddressSanitizer (CI's second run) every
+        # allocation carries redzones and PYTHONMALLOC=malloc: 3.5-3.6 KiB
+        # measured there, so that run gets a looser bound.
+        sanitized = "libasan" in os.environ.get("LD_PRELOAD", "")
+        assert per_connection < (6.0 if sanitized else 2.0)
         server.stdin.write("stop\n")
         server.stdin.flush()
         assert server.stdout.readline().split() == ["0"]
