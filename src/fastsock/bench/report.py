@@ -16,22 +16,26 @@ def spread(values: Sequence[float]) -> Dict[str, float]:
 
 
 def paired(runs: Dict[str, List[Dict[str, float]]], side: str,
-           against: Sequence[str]) -> Optional[List[float]]:
-    """Per round: side's rate / the best rate of `against` in that round;
-    None when a side was not measured."""
+           against: Sequence[str], metric: str = "rate") -> Optional[List[float]]:
+    """Per round: side's rate / the best rate of `against` in that round
+    (for "p99_us", a latency: the best of theirs / side's); None when a
+    side was not measured."""
     if side not in runs or not all(a in runs for a in against):
         return None
-    return [mine["rate"] / max(runs[a][i]["rate"] for a in against)
+    if metric == "rate":
+        return [mine["rate"] / max(runs[a][i]["rate"] for a in against)
+                for i, mine in enumerate(runs[side])]
+    return [min(runs[a][i][metric] for a in against) / mine[metric]
             for i, mine in enumerate(runs[side])]
 
 
 def _goal(goal: Goal, runs: Runs, g9: Dict[str, Optional[float]]) -> Dict[str, Any]:
     checks = []
     for check in goal.checks:
-        ratios = paired(runs.get(check.workload, {}), check.side, check.against)
+        ratios = paired(runs.get(check.workload, {}), check.side, check.against, check.metric)
         entry: Dict[str, Any] = {"workload": check.workload, "side": check.side,
                                  "against": list(check.against), "goal": check.goal,
-                                 "ratio": None, "met": None}
+                                 "metric": check.metric, "ratio": None, "met": None}
         if ratios:
             entry["ratio"] = spread(ratios)
             entry["per_round"] = ratios
@@ -51,8 +55,7 @@ def _goal(goal: Goal, runs: Runs, g9: Dict[str, Optional[float]]) -> Dict[str, A
         status = "met where measured"
     else:
         status = "met"
-    return {"id": goal.id, "text": goal.text, "status": status, "checks": checks,
-            "unmeasured": goal.unmeasured}
+    return {"id": goal.id, "text": goal.text, "status": status, "checks": checks}
 
 
 def build(info: Dict[str, Any], plan: List[Workload], runs: Runs, rounds: int, quick: bool,
@@ -99,8 +102,10 @@ How to read this:
             with their min-max.  Rounds are seconds apart and share the
             machine's state, so this is the ratio to trust; it need not equal
             the ratio of the two medians above it.
-  G1..G9    the goals of WORKLOADS.md judged on that row; each goal's ratio,
-            computed the same way, is below.
+  p99       W6: the 99th percentile of the request latency the load
+            generator saw, the median of the runs' figures.
+  G1..G9    the goals of WORKLOADS.md judged on that row (G7p: W6p); each
+            goal's ratio, computed the same way, is below.
   C         a plain C program (Berkeley API, -O2) doing the same work: what the
             kernel allows on this machine."""
 
@@ -136,6 +141,9 @@ def show(result: Dict[str, Any], out: TextIO) -> None:
                                    for c in g["checks"]))
             print(f"{'':4}{side['key']:18}{side['label'][:39]:40}"
                   f"{_rate(rate['median'], w['unit']):>15} {mm:>23}  {ratio:24}{tags}", file=out)
+            if "p99_us" in side["runs"][0]:
+                p99 = statistics.median(run["p99_us"] for run in side["runs"])
+                print(f"{'':22}{'p99 latency, us':40}{p99:>15,.0f}", file=out)
         for note in w["notes"]:
             print(f"{'':4}note: {note}", file=out)
     print(file=out)
@@ -154,14 +162,13 @@ def show(result: Dict[str, Any], out: TextIO) -> None:
                       file=out)
                 continue
             vs = " or ".join(c["against"])
-            what = f"{c['workload']} {c['side']} / {vs}"
+            what = (f"{c['workload']} {c['side']} / {vs}" if c["metric"] == "rate" else
+                    f"{c['workload']} p99 latency {vs} / {c['side']}")
             if c["ratio"] is None:
                 print(f"{'':8}{what:40} not measured (a side is missing)", file=out)
             else:
                 print(f"{'':8}{what:40} {_ratio(c['ratio']):22} goal >= {c['goal']:.2f}  "
                       f"{'met' if c['met'] else 'not met'}", file=out)
-        if g["unmeasured"]:
-            print(f"{'':8}not measured here: {g['unmeasured']}", file=out)
         if g["id"] == "G9" and not g["checks"]:
             print(f"{'':8}not measured: strace is not installed", file=out)
 
