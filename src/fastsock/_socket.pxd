@@ -97,6 +97,11 @@ cdef class Socket:
 
     # EBADF if closed.
     cdef int check_open(self) except -1
+    # close() without the Python-level call (Stream closes its socket so).
+    cdef int close_fd(self) except -1
+    # accept() without the address object and the default timeout: a new
+    # blocking Socket of this class, the peer's sockaddr in *a.
+    cdef Socket accept_socket(self, fs_addr_t *a)
     # The one wait: until the socket is ready for `events` (returns 0),
     # for ever if it is blocking, else until *deadline (TimeoutError; see
     # ms_left); BlockingIOError at once if it is non-blocking.  Signals
@@ -125,6 +130,11 @@ cdef class Socket:
     cpdef Py_ssize_t recv_into(self, object buffer, Py_ssize_t nbytes=*,
                                int flags=*) except -1
     cpdef object sendall(self, object data, int flags=*)
+
+
+# A new blocking Socket(family, type) without __init__'s argument parsing
+# and getdefaulttimeout() (for callers that set the timeout themselves).
+cdef Socket new_socket(int family, int type)
 
 
 # Socket.recv_batch() and send_batch() run fastsock._batch's functions,

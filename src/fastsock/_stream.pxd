@@ -59,6 +59,10 @@ cdef class Stream:
     # Close the socket and free the buffers if no call is in progress.
     cdef void finish_close(self) noexcept
     cdef int check_open(self) except -1
+    # __init__'s work once the arguments are checked: take over the open
+    # stream socket s and allocate the read buffer.
+    cdef int attach(self, Socket s, Py_ssize_t buffer_size,
+                    Py_ssize_t max_frame) except -1
 
     # ---- receiving ------------------------------------------------------
     # One receive (recv flags `flags`) into iov[0..count-1] (count is 1 or

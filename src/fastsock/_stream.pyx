@@ -26,8 +26,9 @@ from libc.string cimport memchr, memcmp, memcpy, memmove
 
 from fastsock._shim cimport *
 from fastsock._socket cimport (STACK_BUFS, Socket, alloc_bytes, finish_bytes,
-                               get_read_buffer, get_write_buffer, ms_left,
-                               pin_buffers, raise_oserror, release_views)
+                               get_read_buffer, get_write_buffer,
+                               make_address, ms_left, new_socket, pin_buffers,
+                               raise_oserror, release_views)
 from fastsock._split cimport (HEADER, NEWLINE, find_sep, frame_length,
                               put_header)
 
@@ -53,6 +54,18 @@ cdef uint32_t MAX_HEADER = 0xFFFFFFFF
 
 cdef int raise_closed_file() except -1:
     raise ValueError("I/O operation on closed file.")
+
+
+# Stream()'s buffer_size and max_frame, checked before any I/O.
+cdef int check_sizes(Py_ssize_t buffer_size, object max_frame) except -1:
+    if buffer_size < MIN_BUFFER:
+        raise ValueError(f"buffer_size must be at least {MIN_BUFFER}")
+    if not isinstance(max_frame, int):
+        raise TypeError("max_frame must be an int")
+    if not 0 <= max_frame <= MAX_HEADER:
+        raise ValueError("max_frame must be 0 to 2**32 - 1 (the header's "
+                         "range)")
+    return 0
 
 
 # read(n)/read1(n)/readline(n) sizes: None or negative mean "no limit".
@@ -141,13 +154,7 @@ cdef class Stream:
         cdef Socket s
         if self.sock is not None:
             raise RuntimeError("Stream.__init__ called twice")
-        if buffer_size < MIN_BUFFER:
-            raise ValueError(f"buffer_size must be at least {MIN_BUFFER}")
-        if not isinstance(max_frame, int):
-            raise TypeError("max_frame must be an int")
-        if not 0 <= max_frame <= MAX_HEADER:
-            raise ValueError("max_frame must be 0 to 2**32 - 1 (the header's "
-                             "range)")
+        check_sizes(buffer_size, max_frame)
         if isinstance(sock, Socket):
             s = sock
         elif isinstance(sock, _stdlib.socket):
@@ -160,6 +167,10 @@ cdef class Stream:
         if s.type_ != SOCK_STREAM:
             raise ValueError("a stream (SOCK_STREAM) socket is required")
         s.check_open()
+        self.attach(s, buffer_size, max_frame)
+
+    cdef int attach(self, Socket s, Py_ssize_t buffer_size,
+                    Py_ssize_t max_frame) except -1:
         self.rbuf = <char *>PyMem_Malloc(buffer_size)
         if self.rbuf == NULL:
             raise MemoryError()
@@ -167,6 +178,7 @@ cdef class Stream:
         self.max_frame = self.frame_limit = max_frame
         self.sock = s
         self.closed_ = False
+        return 0
 
     def __dealloc__(self):
         PyMem_Free(self.rbuf)
@@ -251,7 +263,7 @@ cdef class Stream:
         self.rpos = self.rend = self.rcap = 0
         self.wlen = self.wcap = 0
         try:
-            self.sock.close()
+            self.sock.close_fd()
         except BaseException:
             pass
         PyThread_release_lock(self.wlock)
@@ -1212,3 +1224,96 @@ cdef class FrameIterator:
 
 
 io.BufferedIOBase.register(Stream)
+
+
+# ---- connection set-up: the Streams of client.connect() and Listener.accept()
+# One call each, so that the work per connection that C does not do (Python
+# calls, argument parsing, getdefaulttimeout()) stays out of the way.
+
+cdef int AF_INET = _stdlib.AF_INET
+cdef int AF_INET6 = _stdlib.AF_INET6
+cdef int IPPROTO_TCP = _stdlib.IPPROTO_TCP
+cdef int TCP_NODELAY = _stdlib.TCP_NODELAY
+cdef object getdefaulttimeout = _stdlib.getdefaulttimeout
+
+
+cdef int numeric_family(object host) except -1:
+    """AF_INET or AF_INET6 for a numeric address in a str, else 0."""
+    cdef fs_addr_t a
+    cdef Py_ssize_t n
+    cdef const char *c
+    cdef int family
+    if not isinstance(host, str) or not PyUnicode_IS_COMPACT_ASCII(host):
+        return 0
+    c = PyUnicode_AsUTF8AndSize(host, &n)
+    # fs_addr_ip() takes "" and "<broadcast>", which are names to
+    # getaddrinfo(); and an embedded NUL would cut the text short.
+    if n == 0 or c[0] == b'<' or memchr(c, 0, n) != NULL:
+        return 0
+    family = AF_INET6 if memchr(c, b':', n) != NULL else AF_INET
+    return family if fs_addr_ip(&a, family, c, 0, 0, 0) == 0 else 0
+
+
+cdef int set_nodelay(Socket s) except -1:
+    cdef int one = 1
+    cdef int r = fs_setsockopt(s.fd, IPPROTO_TCP, TCP_NODELAY, &one,
+                               sizeof(one))
+    if r < 0:
+        raise_oserror(r)
+    return 0
+
+
+def connect_stream(int family, object address, object timeout, bint nodelay,
+                   object source_address, Py_ssize_t buffer_size,
+                   object max_frame):
+    """client.connect() for one address: a new socket of `family`, its
+    timeout, TCP_NODELAY (TCP only), the source address bound, connect(),
+    and the Stream over it.  With family 0, `address` is a (host, port)
+    pair: a numeric host is connected to as above, and for a name nothing
+    is done and None returned (the caller resolves it)."""
+    check_sizes(buffer_size, max_frame)
+    if family == 0:
+        if type(address) is not tuple or len(address) != 2:
+            return None
+        family = numeric_family(address[0])
+        if family == 0:
+            return None
+    cdef Socket s = new_socket(family, SOCK_STREAM)
+    cdef Stream stream
+    try:
+        if timeout is not None:
+            s.set_timeout_value(timeout)
+        if nodelay and (family == AF_INET or family == AF_INET6):
+            set_nodelay(s)
+        if source_address is not None:
+            s.bind(source_address)
+        s.connect_impl(address, True)
+        stream = Stream.__new__(Stream)
+        stream.attach(s, buffer_size, max_frame)
+        return stream
+    except BaseException:
+        s.close_fd()
+        raise
+
+
+def accept_stream(Socket listener, bint nodelay, Py_ssize_t buffer_size,
+                  object max_frame):
+    """Listener.accept(): the next connection as (Stream, address), with
+    TCP_NODELAY if `nodelay` (a TCP listener).  The stream is blocking, as
+    socket.accept() makes it unless a default timeout is set."""
+    cdef fs_addr_t a
+    cdef Stream stream
+    check_sizes(buffer_size, max_frame)
+    cdef Socket s = listener.accept_socket(&a)
+    try:
+        if nodelay:
+            set_nodelay(s)
+        default = getdefaulttimeout()
+        if default is not None:
+            s.set_timeout_value(default)
+        stream = Stream.__new__(Stream)
+        stream.attach(s, buffer_size, max_frame)
+        return stream, make_address(&a)
+    except BaseException:
+        s.close_fd()
+        raise
