@@ -163,10 +163,18 @@ def measure(plan: List[Workload], rounds: int, quick: bool,
             for side in workload.sides:
                 progress.show(workload, r, side.key)
                 t0 = time.monotonic()
-                ops, seconds = side.run(n)
+                try:
+                    ops, seconds, *more = side.run(n)
+                except RuntimeError as e:
+                    # A run that fails (a peer that died, a load generator
+                    # that saw errors) is run again once, and said so.
+                    note = f"{side.key}: round {r} failed and was run again ({e})"
+                    workload.notes.append(note)
+                    progress.note(note)
+                    ops, seconds, *more = side.run(n)
                 progress.ran(workload, time.monotonic() - t0)
                 runs[workload.id][side.key].append(
-                    {"ops": ops, "seconds": seconds, "rate": ops / seconds})
+                    {"ops": ops, "seconds": seconds, "rate": ops / seconds, **dict(*more)})
     return runs
 
 
@@ -176,7 +184,7 @@ def parse(argv: Optional[List[str]]) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Workloads: " + ", ".join(f"{w.id} ({w.title})" for w in all_workloads()))
     parser.add_argument("--quick", action="store_true",
-                        help="a short run: 3 rounds, about a tenth of the work per run")
+                        help="a short run: 3 rounds, about a fifth of the work per run")
     parser.add_argument("--rounds", type=int, default=None,
                         help="rounds per workload (default 5, --quick 3)")
     parser.add_argument("--only", metavar="W3,W6",
