@@ -21,6 +21,7 @@ from contextlib import contextmanager
 import pytest
 
 import fastsock
+from socket_support import HAS_IPV6
 
 HOST = "127.0.0.1"
 
@@ -677,16 +678,7 @@ def test_unix_socket(tmp_path):
             assert recv_exactly(sock, 6) == b"hello\n"
 
 
-def has_ipv6():
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not has_ipv6(), reason="this machine has no IPv6 loopback")
+@pytest.mark.skipif(not HAS_IPV6, reason="this machine has no IPv6 loopback")
 def test_ipv6_and_dualstack():
     with serving(echo, address=("::1", 0)) as server:
         with socket.create_connection(server.address[:2], timeout=5) as sock:
