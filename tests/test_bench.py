@@ -139,7 +139,8 @@ def test_without_a_compiler_the_c_sides_are_left_out_with_a_note(monkeypatch):
     monkeypatch.setenv("CC", "/nonexistent/cc")
     w = cli.runnable(cli.select(all_workloads(), "W4")[0])
     assert [s.key for s in w.sides] == ["stdlib", "fastsock"]
-    assert len(w.notes) == 1 and "c left out" in w.notes[0]
+    assert w.notes == ["c left out (see 'C:' above)"]
+    assert "/nonexistent/cc" in native.why_missing()
 
 
 def test_a_failed_run_is_run_again_once_and_noted():
@@ -159,6 +160,12 @@ def test_a_failed_run_is_run_again_once_and_noted():
 
     def broken(n):
         raise RuntimeError("always")
+
+    nothing = [0]
+    w.sides = [Side("stdlib", "x", lambda n: (nothing.pop() if nothing else n, 1.0))]
+    runs = cli.measure([w], 1, False, cli.Progress([w], 1, False, None))
+    assert runs["W0"]["stdlib"][0]["rate"] == 10           # a run that did nothing: again
+    assert w.notes[-1] == "stdlib: round 1 failed and was run again (0 operations in 1.000 s)"
 
     w.sides = [Side("stdlib", "x", broken)]
     with pytest.raises(RuntimeError, match="always"):
@@ -186,7 +193,7 @@ def test_quick_run_writes_every_run_to_json(tmp_path):
                      "--quiet")
     assert err == ""                                    # --quiet: no progress
     for text in ("machine: ", "Python:  ", "W3  frames", "W4  80-byte lines", "G3",
-                 "How to read this", "Goals of WORKLOADS.md"):
+                 "How to read this", "fastsock's goals"):
         assert text in out, text
     result = json.loads(path.read_text())
     assert set(result) == {"machine", "settings", "workloads", "goals"}

@@ -104,8 +104,8 @@ How to read this:
             the ratio of the two medians above it.
   p99       W6: the 99th percentile of the request latency the load
             generator saw, the median of the runs' figures.
-  G1..G9    the goals of WORKLOADS.md judged on that row (G7p: W6p); each
-            goal's ratio, computed the same way, is below.
+  G1..G9    fastsock's goals judged on that row (G7p: W6p); each goal,
+            its ratios (computed the same way) and met / not met are below.
   C         a plain C program (Berkeley API, -O2) doing the same work: what the
             kernel allows on this machine."""
 
@@ -117,10 +117,11 @@ def show(result: Dict[str, Any], out: TextIO) -> None:
     print(f"  machine: {m['cpu']}, {m['cores']} CPUs ({m['cores_usable']} usable), "
           f"{m['system']}", file=out)
     print(f"  Python:  {m['python']} ({m['python_build']})", file=out)
-    print(f"  C:       {m['c_compiler'] or 'no compiler: C references left out'}", file=out)
+    print(f"  C:       {m.get('c_missing') or m['c_compiler']}", file=out)
     pins = (f"measured side on CPU {s['measured_cpu']}, peer on CPU {s['peer_cpu']}"
             if s["peer_cpu"] is not None else "one CPU, not pinned")
-    print(f"  method:  {s['rounds']} rounds{' (--quick)' if s['quick'] else ''}, each side once "
+    rounds = f"{s['rounds']} round{'s' if s['rounds'] > 1 else ''}"
+    print(f"  method:  {rounds}{' (--quick)' if s['quick'] else ''}, each side once "
           f"per round in turn; loopback; {pins}", file=out)
     if idle is not None:
         print(f"  load:    the CPUs were {idle:.0%} idle as the run began"
@@ -151,7 +152,7 @@ def show(result: Dict[str, Any], out: TextIO) -> None:
     if not result["goals"]:
         return
     print(file=out)
-    print("Goals of WORKLOADS.md (a report, not a test: on a shared or busy machine these "
+    print("fastsock's goals (a report, not a test: on a shared or busy machine these "
           "ratios move):", file=out)
     for g in result["goals"]:
         print(f"  {g['id']:4}{g['status'].upper():20}{g['text']}", file=out)

@@ -109,8 +109,8 @@ def all_workloads() -> List[Workload]:
                   needs=("udp_mmsg",)),
         ], seconds=1.2),
         Workload("W6", "64 clients x 64 B frames, one in flight, server's rate", "req/s",
-                 2, 0.7, w6, seconds=2.6, notes=notes6),
-        Workload("W6p", "the same, 16 frames in flight per client", "req/s", 2, 0.7, w6p,
+                 2, 1, w6, seconds=2.6, notes=notes6),
+        Workload("W6p", "the same, 16 frames in flight per client", "req/s", 2, 1, w6p,
                  seconds=2.6, notes=list(notes6)),
         Workload("W7", "connect + 16 B exchange + close, client's rate", "conn/s", 2_000, 500, [
             _side("stdlib", "socket() + connect(), accept()", streams.connections),
