@@ -1,8 +1,9 @@
 """W7/G8: connection set-up, one connection after another.
 
 Each connection: connect, a 16-byte request, the 16-byte reply, close.  The
-client runs on CPU 0 and is timed; the server, of the same kind, runs in
-its own process on CPU 1.  Four kinds, interleaved A B C D A B C D so drift
+client runs on one CPU and is timed; the server, of the same kind, runs in
+its own process on the other (fastsock.bench.streams.MEASURED_CPU and
+PEER_CPU).  Four kinds, interleaved A B C D A B C D so drift
 on a shared machine hits all alike:
 
     c                  plain C client and server (src/fastsock/bench/c/connect.c, -O2)
@@ -33,7 +34,7 @@ import sys
 import tempfile
 
 from fastsock.bench import native
-from fastsock.bench.streams import c_connections, connections
+from fastsock.bench.streams import MEASURED_CPU, PEER_CPU, c_connections, connections
 
 KINDS = ("c", "fastsock", "stdlib", "create_connection")
 RATIOS = (("fastsock", "c"), ("fastsock", "stdlib"), ("stdlib", "c"),
@@ -58,7 +59,7 @@ def compare(rounds=5, count=3000, kinds=KINDS, out=print):
         for kind in kinds:
             rates[kind].append(run(kind, count))
     out(f"W7: {count} connections per round, {rounds} interleaved rounds, "
-        f"client on CPU 0, server on CPU 1 (connections/s)")
+        f"client on CPU {MEASURED_CPU}, server on CPU {PEER_CPU} (connections/s)")
     out(f"{'':18} {'median':>9} {'min-max':>17}")
     for kind, values in rates.items():
         out(f"{kind:18} {statistics.median(values):9,.0f} "
