@@ -94,21 +94,36 @@ cdef inline void copy(void *dst, const void *src, size_t n) noexcept nogil:
         memcpy(dst, src, n)
 
 
-# The one send of the stream: cur[0..left-1], in gathered calls of at most
-# IOV_MAX buffers (send() for the last one), until all went or a call
-# failed.  Returns 0 or that call's FS_E* code, with *cur and *left moved
-# past what went.
+# The stream's sends, all of them: send_iov() sends cur[0..left-1] in
+# gathered calls of at most IOV_MAX buffers, and send_one() the last one
+# with send(), until all went or a call failed.  Each returns 0 or that
+# call's FS_E* code, with the vector moved past what went.
+cdef inline fs_ssize_t send_one(fs_sock_t fd, fs_buf_t *b,
+                                int flags) noexcept nogil:
+    cdef fs_ssize_t n
+    while b.len > 0:
+        n = fs_send(fd, b.base, b.len, flags)
+        if n < 0:
+            return n
+        b.base += n
+        b.len -= n
+    return 0
+
+
 cdef inline fs_ssize_t send_iov(fs_sock_t fd, fs_buf_t **cur, size_t *left,
                                 int flags) noexcept nogil:
     cdef fs_ssize_t n
-    while left[0] > 0:
-        if left[0] == 1:
-            n = fs_send(fd, cur[0][0].base, cur[0][0].len, flags)
-        else:
-            n = fs_sendv(fd, cur[0], min(left[0], <size_t>IOV_MAX), flags)
+    while left[0] > 1:
+        n = fs_sendv(fd, cur[0], min(left[0], <size_t>IOV_MAX), flags)
         if n < 0:
             return n
         fs_bufs_advance(cur, left, n)
+    if left[0] == 1:
+        n = send_one(fd, cur[0], flags)
+        if n < 0:
+            return n
+        cur[0] += 1
+        left[0] = 0
     return 0
 
 
@@ -392,8 +407,6 @@ cdef class Stream:
         cdef int ms = 0, w = 0
         cdef bint tried = False
         cdef fs_buf_t pending
-        cdef fs_buf_t *cur = &pending
-        cdef size_t left = 1
         if self.wlen > 0 and self.try_lock_write():
             if timeout > 0:
                 ms = ms_left(deadline, timeout)
@@ -405,9 +418,9 @@ cdef class Stream:
             # tried first would only fail).  The write lock is let go before
             # the wait, so a writer thread is never held up by a reader.
             with nogil:
-                err = send_iov(fd, &cur, &left,
+                err = send_one(fd, &pending,
                                MSG_DONTWAIT if timeout < 0 else 0)
-                if left == 0:
+                if pending.len == 0:
                     # wbusy stays set: a writer running meanwhile takes the
                     # slow path, and the lock orders its append after this.
                     self.wlen = 0
@@ -420,7 +433,7 @@ cdef class Stream:
                         if w > 0:
                             n = recv_iov(fd, iov, count, flags)
                             tried = True
-            if left == 0:
+            if pending.len == 0:
                 if PyThread_acquire_lock(self.wlock, NOWAIT_LOCK):
                     self.wbusy = False      # else its holder clears it
                     PyThread_release_lock(self.wlock)
@@ -428,7 +441,7 @@ cdef class Stream:
                     PyErr_CheckSignals()
             else:
                 try:
-                    self.keep_unsent(cur, left, True)
+                    self.keep_unsent(&pending, 1, True)
                     if self.flush_before_read(<int>err, iov, count, deadline,
                                               &got):
                         return got
@@ -452,8 +465,6 @@ cdef class Stream:
         cdef fs_sock_t fd = self.sock.fd
         cdef int flags = MSG_DONTWAIT if self.sock.timeout_ns < 0 else 0
         cdef fs_buf_t pending
-        cdef fs_buf_t *cur
-        cdef size_t left
         while True:
             if err == FS_EINTR:
                 PyErr_CheckSignals()
@@ -475,12 +486,10 @@ cdef class Stream:
                     self.sock.wait_or_raise(<int>n, FS_POLLIN, deadline)
             pending.base = self.wbuf
             pending.len = self.wlen
-            cur = &pending
-            left = 1
             with nogil:
-                err = <int>send_iov(fd, &cur, &left, flags)
-            self.keep_unsent(cur, left, True)
-            if left == 0:
+                err = <int>send_one(fd, &pending, flags)
+            self.keep_unsent(&pending, 1, True)
+            if pending.len == 0:
                 return 0
 
     cdef int make_room(self, Py_ssize_t need) except -1:
