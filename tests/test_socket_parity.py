@@ -16,10 +16,9 @@ import pytest
 
 import fastsock
 from socket_support import (GUARD, HAS_IPV6, Interrupted, Reader, closing,
-                            no_fd_leak, on_alarm, signal_raises, slow_peer,
+                            on_alarm, signal_raises, slow_peer,
                             tcp_pair, times_out_whole, udp_pair, unix_pair)
 
-__all__ = ["no_fd_leak"]    # the autouse fixture, imported to be active
 
 needs_ipv6 = pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback here")
 FAMILIES = [pytest.param(socket.AF_INET, id="ipv4"),
