@@ -24,7 +24,7 @@ def ext(name):
 
 setup(
     ext_modules=cythonize(
-        [ext("_socket"), ext("_stream"), ext("_batch")],
+        [ext("_socket"), ext("_stream"), ext("_batch"), ext("_event")],
         compiler_directives={"language_level": 3, "embedsignature": True},
     )
 )

@@ -4,7 +4,7 @@ Throughput (G6): a sender process (on CPU 1) blasts COUNT datagrams at a
 receiver process (on CPU 0), several ways in the same run, interleaved
 A B C A B C: the stdlib at its best (connected ``send``, ``recv_into``),
 fastsock (``send_batch``/``recv_batch`` of 64) and a C program
-(``sendmmsg``/``recvmmsg`` of 64, bench/c/udp_mmsg.c, built here with the
+(``sendmmsg``/``recvmmsg`` of 64, src/fastsock/bench/c/udp_mmsg.c, built with the
 system compiler), plus fastsock without segmentation offload and the C
 program with it (see IMPLS), to show what the offload brings.  The rate is
 datagrams received per second, timed by the receiver from its first
@@ -19,26 +19,16 @@ the stdlib's ``recvfrom_into`` and ``recv_into`` loops.
     python bench/bench_datagram.py --rounds 5 --count 100000   # G6 only
 """
 import argparse
-import hashlib
 import os
-import select
-import shutil
 import socket
 import statistics
-import subprocess
-import sys
-import tempfile
-import time
 
 import pytest
 
 import fastsock
+from fastsock.bench import native
+from fastsock.bench.datagrams import PER_CALL, RCVBUF, SIZE, run_pair, worker_env
 
-SIZE = 64
-PER_CALL = 64
-RCVBUF = 4 << 20
-HERE = os.path.dirname(os.path.abspath(__file__))
-C_SOURCE = os.path.join(HERE, "c", "udp_mmsg.c")
 # stdlib: connected send / recv_into; fastsock: send_batch / recv_batch of
 # 64, segmentation offload on; fastsock-mmsg: the same with
 # FASTSOCK_DISABLE_GSO=1 (sendmmsg only); c: sendmmsg / recvmmsg of 64;
@@ -50,167 +40,12 @@ RATIOS = (("fastsock", "stdlib"), ("fastsock", "c"),
           ("fastsock", "c-gso"))
 
 
-# ---- workers (each runs in its own process) ------------------------------
-
-def stdlib_recv(count):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
-    sock.bind(("127.0.0.1", 0))
-    print(sock.getsockname()[1], flush=True)
-    buf = bytearray(2048)
-    recv_into = sock.recv_into
-    recv_into(buf)
-    start = time.perf_counter_ns()
-    got = 1
-    while got < count:
-        if not recv_into(buf):
-            break
-        got += 1
-    return got, time.perf_counter_ns() - start
-
-
-def fastsock_recv(count):
-    sock = fastsock.udp(("127.0.0.1", 0))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
-    print(sock.getsockname()[1], flush=True)
-    batch = fastsock.DatagramBatch(PER_CALL, 2048)
-    recv_batch = sock.recv_batch
-    got = recv_batch(batch)
-    start = time.perf_counter_ns()
-    while got < count:
-        n = recv_batch(batch)
-        if not len(batch[n - 1]):
-            # The end marker (only ever followed by more markers).
-            got += sum(1 for view, _ in batch if len(view))
-            break
-        got += n
-    return got, time.perf_counter_ns() - start
-
-
-def stdlib_send(port, count, size):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.connect(("127.0.0.1", port))
-    send = sock.send
-    payload = bytes(size)
-    start = time.perf_counter_ns()
-    for _ in range(count):
-        send(payload)
-    return sock, count, time.perf_counter_ns() - start
-
-
-def fastsock_send(port, count, size):
-    sock = fastsock.udp(connect=("127.0.0.1", port))
-    batch = [bytes(size)] * PER_CALL
-    send_batch = sock.send_batch
-    sent = 0
-    start = time.perf_counter_ns()
-    while sent < count - PER_CALL:
-        sent += send_batch(batch)
-    sent += send_batch(batch[:count - sent])
-    return sock, sent, time.perf_counter_ns() - start
-
-
-def worker(role, impl, args):
-    """`recv COUNT` or `send PORT COUNT SIZE`, printing what the C program
-    prints (see bench/c/udp_mmsg.c)."""
-    if role == "recv":
-        got, ns = globals()[impl + "_recv"](int(args[0]))
-        print(got, ns, flush=True)
-        return
-    sock, sent, ns = globals()[impl + "_send"](*map(int, args))
-    print(sent, ns, flush=True)
-    # End markers until the parent has the receiver's figures (one marker
-    # could be dropped like any datagram) or the receiver is gone.
-    try:
-        while not select.select([sys.stdin], [], [], 0.001)[0]:
-            sock.send(b"")
-    except ConnectionRefusedError:
-        pass
-    sock.close()
-
-
-# ---- the driver ------------------------------------------------------------
-
-def build_c():
-    """Compiles bench/c/udp_mmsg.c once per source version; None without a
-    C compiler."""
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if not cc:
-        return None
-    with open(C_SOURCE, "rb") as f:
-        tag = hashlib.sha1(f.read()).hexdigest()[:12]
-    exe = os.path.join(tempfile.gettempdir(), f"fastsock-udp-mmsg-{tag}")
-    if not os.path.exists(exe):
-        subprocess.run([cc, "-O2", "-o", exe + ".tmp", C_SOURCE], check=True)
-        os.replace(exe + ".tmp", exe)
-    return exe
-
-
-def start(impl, role, args, exe, env, cpu, **popen):
-    """Starts one end: IMPL[-VARIANT] (see IMPLS) as `role` on `cpu`."""
-    base, _, variant = impl.partition("-")
-    args = [str(a) for a in args]
-    if base == "c":
-        gso = variant == "gso" and role == "send"
-        cmd = [exe, role, *args, *(["gso"] if gso else [])]
-    else:
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", role,
-               base, *args]
-    if variant == "mmsg":
-        env = dict(env, FASTSOCK_DISABLE_GSO="1")
-    return subprocess.Popen(cmd, text=True, env=env, preexec_fn=pinned(cpu),
-                            stdout=subprocess.PIPE, **popen)
-
-
-def pinned(cpu):
-    """A preexec_fn that puts the child on one CPU, where there are two."""
-    def pin():
-        if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 1:
-            os.sched_setaffinity(0, {cpu})
-    return pin
-
-
-def worker_env():
-    env = dict(os.environ)
-    src = os.path.dirname(os.path.dirname(os.path.abspath(fastsock.__file__)))
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (src, env.get("PYTHONPATH")) if p)
-    return env
-
-
-def run_pair(impl, count, exe, env):
-    """One run: (received per second, sent per second, datagrams lost).
-    `impl` names both ends, or "sender>receiver"."""
-    send_impl, _, recv_impl = impl.partition(">")
-    recv_impl = recv_impl or send_impl
-    rx = start(recv_impl, "recv", [count], exe, env, 0)
-    tx = None
-    try:
-        port = int(rx.stdout.readline())
-        tx = start(send_impl, "send", [port, count, SIZE], exe, env, 1,
-                   stdin=subprocess.PIPE)
-        sent, send_ns = map(int, tx.stdout.readline().split())
-        got, recv_ns = map(int, rx.stdout.readline().split())
-    finally:
-        for proc in (tx, rx):
-            if proc is None:
-                continue
-            if proc.stdin:
-                proc.stdin.close()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    return got * 1e9 / recv_ns, sent * 1e9 / send_ns, count - got
-
-
 def uses_c(impl):
     return any(end.partition("-")[0] == "c" for end in impl.split(">"))
 
 
 def compare(rounds=5, count=100_000, impls=IMPLS, out=print):
-    exe = build_c() if any(map(uses_c, impls)) else None
+    exe = native.build("udp_mmsg") if any(map(uses_c, impls)) else None
     if exe is None and any(map(uses_c, impls)):
         out("no C compiler: the C reference is left out")
         impls = tuple(i for i in impls if not uses_c(i))
@@ -320,12 +155,8 @@ def main():
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--impls", default=",".join(IMPLS),
                         help="comma-separated; SENDER>RECEIVER mixes two")
-    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:
-        worker(args.worker[0], args.worker[1], args.worker[2:])
-    else:
-        compare(args.rounds, args.count, tuple(args.impls.split(",")))
+    compare(args.rounds, args.count, tuple(args.impls.split(",")))
 
 
 if __name__ == "__main__":

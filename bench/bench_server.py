@@ -1,18 +1,26 @@
-"""W6 / G7: requests/s of fastsock.Server against the stdlib's servers.
+"""W6 / G7 / G7p: requests/s and latency of fastsock's servers against others.
 
-64 client connections doing 64-byte request/response against an echo
-server; the load comes from bench/loadgen.c (compiled here with the system
-cc), so the client is not the bottleneck.  Servers run in their own
-processes pinned to one CPU, the load generator to the other.  In one run:
+64 client connections send 64-byte frames (a 4-byte length, then the
+payload) to an echo server and check each reply; the load comes from
+src/fastsock/bench/c/loadgen.c (compiled with the system
+cc), so the client is not
+the bottleneck.  Servers run in their own processes pinned to one CPU, the
+load generator to the other.  W6 keeps one request in flight per
+connection, W6p sixteen (pipelined).  The servers:
 
-    fastsock   fastsock.Server, handler: read1() + write()
-    threading  socketserver.ThreadingTCPServer, handler: recv() + sendall()
-    asyncio    asyncio Protocol: data_received() -> transport.write()
-    selectors  one thread, selectors.DefaultSelector, recv() + send()
-    c-threads  plain C, one thread per connection, blocking recv + send
-    c-epoll    plain C, one thread, epoll + recv + send
+    threading        socketserver.ThreadingTCPServer (Nagle off), recv() + sendall()
+    threading-frame  the same, reading each frame (rfile.read) and writing its reply
+    fastsock         fastsock.Server, handler: read1() + write()
+    event-raw        fastsock.EventServer(framing="raw"): echo what each receive brought
+    event-frame      fastsock.EventServer(framing="frame"): a callback per frame
+    uvloop-raw       a uvloop Protocol: data_received() -> transport.write()
+    uvloop-frame     the same, splitting frames in Python (as a uvloop user would)
+    asyncio          an asyncio Protocol: data_received() -> transport.write()
+    selectors        one thread, selectors.DefaultSelector, recv() + send()
+    c-threads        plain C, one thread per connection, blocking recv + send
+    c-epoll          plain C, one thread, epoll + recv + send
 
-The two C servers (bench/c/echo_server.c) bound what each server model can
+The two C servers (src/fastsock/bench/c/echo_server.c) bound what each server model can
 get on this machine without Python: the thread-per-connection model pays a
 context switch per request that no library on top of it can remove.
 
@@ -35,148 +43,21 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-KINDS = ("fastsock", "threading", "asyncio", "selectors", "c-threads", "c-epoll")
-C_KINDS = {"c-threads": "threads", "c-epoll": "epoll"}
+from fastsock.bench import native
+from fastsock.bench.servers import run_load, start_server, stop_server
+
+KINDS = ("threading", "fastsock", "event-raw", "event-frame", "uvloop-raw",
+         "uvloop-frame", "asyncio", "c-epoll")
+# Pipelined, every server splits frames (but the C reference, which echoes).
+PIPELINED_KINDS = ("threading-frame", "event-frame", "uvloop-frame", "c-epoll")
 BASELINE = "threading"
-
-
-# ---- the servers (each runs in its own process) -----------------------------
-
-def serve_fastsock():
-    import fastsock
-
-    def echo(stream, address):
-        read1, write = stream.read1, stream.write
-        while True:
-            data = read1(65536)
-            if not data:
-                return
-            write(data)
-
-    server = fastsock.Server(("127.0.0.1", 0), echo, backlog=512)
-    print(server.address[1], flush=True)
-    server.serve_forever()
-
-
-def serve_threading():
-    import socketserver
-
-    class Echo(socketserver.BaseRequestHandler):
-        def handle(self):
-            recv, sendall = self.request.recv, self.request.sendall
-            while True:
-                data = recv(65536)
-                if not data:
-                    return
-                sendall(data)
-
-    class Server(socketserver.ThreadingTCPServer):
-        daemon_threads = True
-        allow_reuse_address = True
-        request_queue_size = 512
-
-    server = Server(("127.0.0.1", 0), Echo)
-    print(server.server_address[1], flush=True)
-    server.serve_forever()
-
-
-def serve_asyncio():
-    import asyncio
-
-    class Echo(asyncio.Protocol):
-        def connection_made(self, transport):
-            self.write = transport.write
-
-        def data_received(self, data):
-            self.write(data)
-
-    async def main():
-        server = await asyncio.get_running_loop().create_server(
-            Echo, "127.0.0.1", 0, backlog=512)
-        print(server.sockets[0].getsockname()[1], flush=True)
-        await server.serve_forever()
-
-    asyncio.run(main())
-
-
-def serve_selectors():
-    import selectors
-    import socket
-
-    sel = selectors.DefaultSelector()
-    lsock = socket.create_server(("127.0.0.1", 0), backlog=512)
-    lsock.setblocking(False)
-    sel.register(lsock, selectors.EVENT_READ)
-    print(lsock.getsockname()[1], flush=True)
-    while True:
-        for key, _ in sel.select():
-            sock = key.fileobj
-            if sock is lsock:
-                conn, _ = lsock.accept()
-                conn.setblocking(False)
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                sel.register(conn, selectors.EVENT_READ)
-                continue
-            try:
-                data = sock.recv(65536)
-            except ConnectionError:
-                data = b""
-            if data:
-                sock.send(data)    # 64 bytes always fit an empty send buffer
-            else:
-                sel.unregister(sock)
-                sock.close()
-
-
-SERVERS = {"fastsock": serve_fastsock, "threading": serve_threading,
-           "asyncio": serve_asyncio, "selectors": serve_selectors}
+PIPELINED_BASELINE = "threading-frame"
 
 
 # ---- driving them ----------------------------------------------------------------
-
-def build(directory, source, *flags):
-    exe = os.path.join(directory, os.path.splitext(os.path.basename(source))[0])
-    subprocess.run([os.environ.get("CC", "cc"), "-O2", "-std=c11", "-o", exe,
-                    os.path.join(HERE, source), *flags], check=True)
-    return exe
-
-
-def build_loadgen(directory):
-    return build(directory, "loadgen.c")
-
-
-def start_server(kind, cpu, wrap=(), directory=None):
-    if kind in C_KINDS:
-        exe = build(directory, os.path.join("c", "echo_server.c"), "-pthread")
-        command = [exe, C_KINDS[kind]]
-    else:
-        # The server imports fastsock as this process would (PYTHONPATH=src
-        # for an in-place build, else the installed package).
-        command = [sys.executable, os.path.abspath(__file__), "--serve", kind,
-                   "--cpu", str(cpu)]
-    pin = None
-    if kind in C_KINDS and hasattr(os, "sched_setaffinity"):
-        def pin():
-            os.sched_setaffinity(0, {cpu})
-    proc = subprocess.Popen([*wrap, *command], stdout=subprocess.PIPE, text=True,
-                            preexec_fn=pin)
-    port = int(proc.stdout.readline())
-    return proc, port
-
-
-def stop_server(proc):
-    proc.terminate()        # the server's SIGTERM handler exits at once
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
 
 def idle_fraction(interval=0.3):
     """Share of all CPUs idle over `interval` (from /proc/stat)."""
@@ -206,18 +87,6 @@ def cpu_seconds(pid):
         fields = f.read().rsplit(")", 1)[1].split()
     tick = os.sysconf("SC_CLK_TCK")
     return int(fields[11]) / tick, int(fields[12]) / tick
-
-
-def run_load(loadgen, port, conns, seconds, cpu, size=64, reconnect=False):
-    out = subprocess.run(
-        [loadgen, "-c", str(conns), "-d", str(seconds), "-w", "0.3",
-         "-s", str(size), "-C", str(cpu), *(["-r"] if reconnect else []),
-         "127.0.0.1", str(port)],
-        capture_output=True, text=True, timeout=seconds + 30)
-    fields = dict(item.split("=") for item in out.stdout.split())
-    if out.returncode != 0 or int(fields["errors"]):
-        raise RuntimeError(f"load generator failed: {out.stdout} {out.stderr}")
-    return int(fields["requests"]), float(fields["seconds"])
 
 
 class PerfCounts:
@@ -252,58 +121,58 @@ def perf_usable():
 
 def measure(kinds=KINDS, rounds=5, seconds=2.0, conns=64, size=64,
             server_cpu=0, client_cpu=1, log=print, counts=False, quiet=0.8,
-            reconnect=False):
+            reconnect=False, depth=1):
     """Interleaved runs; returns {kind: [(rps, user_us_per_request,
-    system_us_per_request, futex_per_request, switches_per_request), ...]}
-    (the last two None unless `counts`, which needs perf).  Each run waits for the machine
-    to be `quiet` (that share idle) for a while first; 0: no waiting.
-    `reconnect`: a new connection for every request."""
+    system_us_per_request, futex_per_request, switches_per_request,
+    p99_us), ...]} (futex and switches None unless `counts`, which needs
+    perf).  Each run waits for the machine to be `quiet` (that share idle)
+    for a while first; 0: no waiting.  `reconnect`: a new connection for
+    every request; `depth`: requests in flight per connection."""
     results = {kind: [] for kind in kinds}
-    with tempfile.TemporaryDirectory() as tmp:
-        loadgen = build_loadgen(tmp)
-        servers = {kind: start_server(kind, server_cpu, directory=tmp)
-                   for kind in kinds}
-        try:
-            for r in range(rounds):
-                for kind in kinds:
-                    proc, port = servers[kind]
-                    idle = wait_quiet(quiet) if quiet else 1.0
-                    perf = PerfCounts(proc.pid) if counts else None
-                    user0, sys0 = cpu_seconds(proc.pid)
-                    requests, elapsed = run_load(loadgen, port, conns, seconds,
-                                                 client_cpu, size, reconnect)
-                    user1, sys1 = cpu_seconds(proc.pid)
-                    # CPU time covers warm-up and drain too: scale by the
-                    # requests of the whole run, estimated from the rate.
-                    total = requests * (elapsed + 0.3) / elapsed
-                    futex = switches = None
-                    if perf is not None:
-                        got = perf.stop()
-                        futex = got.get("sys_enter_futex", 0) / total
-                        switches = got.get("context-switches", 0) / total
-                    results[kind].append((requests / elapsed,
-                                          (user1 - user0) / total * 1e6,
-                                          (sys1 - sys0) / total * 1e6,
-                                          futex, switches))
-                    log(f"round {r + 1} {kind:10s} {requests / elapsed:9.0f} req/s"
-                        f"   (machine {idle:.0%} idle before)")
-        finally:
-            for proc, _ in servers.values():
-                stop_server(proc)
+    loadgen = native.build("loadgen")
+    servers = {kind: start_server(kind, server_cpu) for kind in kinds}
+    try:
+        for r in range(rounds):
+            for kind in kinds:
+                proc, port = servers[kind]
+                idle = wait_quiet(quiet) if quiet else 1.0
+                perf = PerfCounts(proc.pid) if counts else None
+                user0, sys0 = cpu_seconds(proc.pid)
+                requests, elapsed, p99 = run_load(
+                    loadgen, port, conns, seconds, client_cpu, size, reconnect,
+                    depth)
+                user1, sys1 = cpu_seconds(proc.pid)
+                # CPU time covers warm-up and drain too: scale by the
+                # requests of the whole run, estimated from the rate.
+                total = requests * (elapsed + 0.3) / elapsed
+                futex = switches = None
+                if perf is not None:
+                    got = perf.stop()
+                    futex = got.get("sys_enter_futex", 0) / total
+                    switches = got.get("context-switches", 0) / total
+                results[kind].append((requests / elapsed,
+                                      (user1 - user0) / total * 1e6,
+                                      (sys1 - sys0) / total * 1e6,
+                                      futex, switches, p99))
+                log(f"round {r + 1} {kind:10s} {requests / elapsed:9.0f} req/s"
+                    f"   (machine {idle:.0%} idle before)")
+    finally:
+        for proc, _ in servers.values():
+            stop_server(proc)
     return results
 
 
 def futex_per_request(kind, seconds=2.0, conns=64, server_cpu=0, client_cpu=1):
     """(futex calls, requests) of one run with strace counting futex calls."""
     with tempfile.TemporaryDirectory() as tmp:
-        loadgen = build_loadgen(tmp)
+        loadgen = native.build("loadgen")
         summary = os.path.join(tmp, "strace.txt")
         proc, port = start_server(kind, server_cpu, wrap=(
             "strace", "-f", "-c", "--seccomp-bpf", "-e", "trace=futex",
             "-o", summary))
         try:
-            requests, elapsed = run_load(loadgen, port, conns, seconds,
-                                         client_cpu)
+            requests, elapsed, _ = run_load(loadgen, port, conns, seconds,
+                                            client_cpu)
         finally:
             # Stop the traced Python (the child of strace), then strace.
             child = subprocess.run(["pgrep", "-P", str(proc.pid)],
@@ -321,28 +190,129 @@ def futex_per_request(kind, seconds=2.0, conns=64, server_cpu=0, client_cpu=1):
         return calls, requests * (elapsed + 0.3) / elapsed
 
 
-def report(results, log=print):
-    """Prints medians, min-max and two ratios against ThreadingTCPServer:
-    of the medians, and the median of each round's own ratio (runs of one
-    round are seconds apart, so that one cancels most of the drift of a
-    shared machine between rounds)."""
+def paired(results, kind, other):
+    """Median of the per-round ratios of kind's req/s to other's: runs of one
+    round are seconds apart, so this cancels most of the drift of a shared
+    machine between rounds."""
+    return statistics.median(a[0] / b[0] for a, b in zip(results[kind], results[other]))
+
+
+def report(results, log=print, baseline=BASELINE):
+    """Prints medians, min-max, p99 latency and two ratios against the
+    baseline: of the medians, and paired (see paired())."""
     medians = {k: statistics.median(run[0] for run in v) for k, v in results.items()}
-    base = results.get(BASELINE)
-    log(f"{'server':10s} {'median req/s':>12s} {'min':>8s} {'max':>8s} "
-        f"{'vs threading':>12s} {'paired':>7s} {'user us/req':>11s} "
-        f"{'sys us/req':>10s} {'futex/req':>9s} {'switches/req':>12s}")
+    base = baseline if baseline in results else None
+    log(f"{'server':15s} {'median req/s':>12s} {'min':>8s} {'max':>8s} "
+        f"{'p99 us':>8s} {'vs ' + baseline:>19s} {'paired':>7s} "
+        f"{'user us/req':>11s} {'sys us/req':>10s} {'futex/req':>9s} "
+        f"{'switches/req':>12s}")
     for kind, runs in results.items():
         rps = [run[0] for run in runs]
         column = [statistics.median(run[i] for run in runs)
-                  if runs[0][i] is not None else float("nan") for i in (1, 2, 3, 4)]
-        ratio = paired = float("nan")
+                  if runs[0][i] is not None else float("nan")
+                  for i in (1, 2, 3, 4, 5)]
+        ratio = ratio_paired = float("nan")
         if base:
-            ratio = medians[kind] / medians[BASELINE]
-            paired = statistics.median(a[0] / b[0] for a, b in zip(runs, base))
-        log(f"{kind:10s} {medians[kind]:12.0f} {min(rps):8.0f} {max(rps):8.0f} "
-            f"{ratio:11.2f}x {paired:6.2f}x {column[0]:11.1f} {column[1]:10.1f} "
-            f"{column[2]:9.2f} {column[3]:12.2f}")
+            ratio = medians[kind] / medians[base]
+            ratio_paired = paired(results, kind, base)
+        log(f"{kind:15s} {medians[kind]:12.0f} {min(rps):8.0f} {max(rps):8.0f} "
+            f"{column[4]:8.0f} {ratio:18.2f}x {ratio_paired:6.2f}x "
+            f"{column[0]:11.1f} {column[1]:10.1f} {column[2]:9.2f} "
+            f"{column[3]:12.2f}")
     return medians
+
+
+def report_goals(results, goals, log=print):
+    """Each goal (kind, other, at least): the paired ratio, met or not; a
+    report, never a verdict on a shared machine."""
+    for kind, other, least in goals:
+        if kind in results and other in results:
+            ratio = paired(results, kind, other)
+            log(f"  {kind} / {other}: {ratio:.2f}x (goal >= {least}x): "
+                f"{'met' if ratio >= least else 'not met'}")
+
+
+G7 = (("event-raw", "threading", 1.3), ("event-raw", "uvloop-raw", 1.1),
+      ("event-raw", "c-epoll", 0.9), ("event-frame", "uvloop-frame", 1.1))
+G7P = (("event-frame", "threading-frame", 10), ("event-frame", "uvloop-frame", 3))
+
+
+def p99(results, kind):
+    return statistics.median(run[5] for run in results[kind])
+
+
+# ---- redis-benchmark: EventServer against a real redis-server ----------------------
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_redis(cpu):
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+         "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
+        stdout=subprocess.DEVNULL, preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+    deadline = time.monotonic() + 10
+    import socket
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, port
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def redis_benchmark(port, pipeline, seconds, cpu):
+    """Requests/s of one redis-benchmark run of about `seconds`."""
+    requests = int(60000 * seconds * (8 if pipeline > 1 else 1))
+    out = subprocess.run(
+        ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", "ping_inline",
+         "-c", "50", "-n", str(requests), "-P", str(pipeline), "--csv"],
+        capture_output=True, text=True, timeout=seconds * 20 + 60,
+        preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+    for line in out.stdout.splitlines():
+        fields = [f.strip('"') for f in line.split(",")]
+        if fields[0] == "PING_INLINE":
+            return float(fields[1])
+    raise RuntimeError(f"redis-benchmark failed: {out.stdout} {out.stderr}")
+
+
+def redis_compare(rounds, seconds, server_cpu, client_cpu):
+    """{(server, pipeline): [requests/s, ...]}, interleaved."""
+    results = {}
+    redis, redis_port = start_redis(server_cpu)
+    event, event_port = start_server("event-pong", server_cpu)
+    try:
+        for _ in range(rounds):
+            for pipeline in (1, 16):
+                for name, port in (("redis-server", redis_port),
+                                   ("EventServer", event_port)):
+                    results.setdefault((name, pipeline), []).append(
+                        redis_benchmark(port, pipeline, seconds, client_cpu))
+    finally:
+        stop_server(redis)
+        stop_server(event)
+    return results
+
+
+def redis_report(results, log=print):
+    for pipeline in (1, 16):
+        line = []
+        for name in ("redis-server", "EventServer"):
+            runs = results[(name, pipeline)]
+            line.append(f"{name} {statistics.median(runs):9.0f} req/s "
+                        f"({min(runs):.0f}-{max(runs):.0f})")
+        ratio = statistics.median(
+            e / r for e, r in zip(results[("EventServer", pipeline)],
+                                  results[("redis-server", pipeline)]))
+        log(f"  -P {pipeline:2d}: {'   '.join(line)}   EventServer/redis "
+            f"{ratio:.2f}x (paired)")
 
 
 # ---- pytest-benchmark entry ---------------------------------------------------------
@@ -363,13 +333,19 @@ def test_w6_server_requests_per_second(benchmark):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--serve", choices=tuple(SERVERS), help=argparse.SUPPRESS)
     parser.add_argument("--cpu", type=int, default=0, help="server CPU")
     parser.add_argument("--client-cpu", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--pipelined-kinds", default=",".join(PIPELINED_KINDS),
+                        help="servers of W6p, 16 frames in flight per "
+                             "connection ('' to skip it)")
+    parser.add_argument("--redis", action="store_true",
+                        help="also run redis-benchmark -t ping_inline -c 50 "
+                             "(-P 1 and -P 16) against EventServer and a real "
+                             "redis-server")
     parser.add_argument("--quiet", type=float, default=0.8,
                         help="wait (15 s at most) for this share of idle CPU "
                              "before each run (0: do not wait)")
@@ -379,19 +355,34 @@ def main():
     parser.add_argument("--futex", action="store_true",
                         help="also count futex calls per request under strace")
     args = parser.parse_args()
-    if args.serve:
-        if hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, {args.cpu})
-        signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
-        SERVERS[args.serve]()
-        return
-    kinds = tuple(args.kinds.split(","))
-    print(f"W6: {args.connections} connections x 64-byte request/response, "
-          f"server on CPU {args.cpu}, load generator on CPU {args.client_cpu}, "
-          f"{args.rounds} interleaved runs of {args.seconds} s each")
-    report(measure(kinds, args.rounds, args.seconds, args.connections,
-                   server_cpu=args.cpu, client_cpu=args.client_cpu,
-                   counts=perf_usable(), quiet=args.quiet))
+    kinds = tuple(k for k in args.kinds.split(",") if k)
+    print(f"W6: {args.connections} connections x 64-byte frames, one in flight "
+          f"each, server on CPU {args.cpu}, load generator on CPU "
+          f"{args.client_cpu}, {args.rounds} interleaved runs of "
+          f"{args.seconds} s each")
+    results = measure(kinds, args.rounds, args.seconds, args.connections,
+                      server_cpu=args.cpu, client_cpu=args.client_cpu,
+                      counts=perf_usable(), quiet=args.quiet)
+    report(results)
+    print("G7 (paired ratios):")
+    report_goals(results, G7)
+    if "event-raw" in results and "uvloop-raw" in results:
+        print(f"  p99 latency, event-raw {p99(results, 'event-raw'):.0f} us, "
+              f"uvloop-raw {p99(results, 'uvloop-raw'):.0f} us (goal: no worse)")
+    pipelined = tuple(k for k in args.pipelined_kinds.split(",") if k)
+    if pipelined:
+        print("\nW6p: the same with 16 frames in flight per connection")
+        results = measure(pipelined, args.rounds, args.seconds, args.connections,
+                          server_cpu=args.cpu, client_cpu=args.client_cpu,
+                          quiet=args.quiet, depth=16)
+        report(results, baseline=PIPELINED_BASELINE)
+        print("G7p (paired ratios):")
+        report_goals(results, G7P)
+    if args.redis:
+        print(f"\nredis-benchmark -t ping_inline -c 50, {args.rounds} "
+              f"interleaved runs:")
+        redis_report(redis_compare(args.rounds, args.seconds, args.cpu,
+                                   args.client_cpu))
     if args.reconnect:
         print("\nW6 with a new connection per request (connect, 64-byte "
               "request/response, close), 8 clients:")

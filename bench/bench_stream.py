@@ -1,5 +1,5 @@
-"""Stream workloads G1-G5 and G8 of WORKLOADS.md, each against the stdlib in
-the same run.
+"""Stream workloads G1-G5 of WORKLOADS.md, each against the stdlib in the
+same run (G8, connection set-up, is in bench_connect.py).
 
 Run: PYTHONPATH=src python -m pytest bench/bench_stream.py -q -s
 
@@ -23,8 +23,8 @@ import time
 import pytest
 
 import fastsock
-from fastsock.bench import (count_frames_stdlib, count_frames_stream, count_lines_stdlib,
-                            count_lines_stream)
+from fastsock.bench.streams import (count_frames_stdlib, count_frames_stream, count_lines_stdlib,
+                                    count_lines_stream)
 
 ROUNDS = int(os.environ.get("FASTSOCK_BENCH_ROUNDS", "5"))
 SCALE = float(os.environ.get("FASTSOCK_BENCH_SCALE", "1.0"))
@@ -150,38 +150,21 @@ def count_frames(sock, total):
     s.read()
 
 
-def serve_exchanges(sock, listener, total):
-    """Accepts `total` connections; each sends 16 bytes and gets them back."""
-    wait_go(sock)
-    buf = bytearray(16)
-    for _ in range(total):
-        c, _ = listener.accept()
-        n = 0
-        while n < 16:
-            n += c.recv_into(memoryview(buf)[n:])
-        c.sendall(buf)
-        c.close()
-
-
 # ---- the measuring frame ---------------------------------------------------
 
-def measure(benchmark, name, unit, amount, fastsock_round, stdlib_rounds,
-            c_rounds=None):
+def measure(benchmark, name, unit, amount, fastsock_round, stdlib_rounds):
     """Times fastsock_round with pytest-benchmark and, interleaved with it,
-    each stdlib variant (a dict name -> round) and each plain-C one.  A
-    round is a function that prepares and returns a timed callable.  Reports
-    rates in `unit` per second for `amount` units per round."""
-    c_rounds = c_rounds or {}
+    each stdlib variant (a dict name -> round).  A round is a function that
+    prepares and returns a timed callable.  Reports rates in `unit` per
+    second for `amount` units per round."""
     stdlib_times = {k: [] for k in stdlib_rounds}
-    c_times = {k: [] for k in c_rounds}
 
     def setup():
-        for rounds, times in ((stdlib_rounds, stdlib_times), (c_rounds, c_times)):
-            for key, prepare in rounds.items():
-                run = prepare()
-                t0 = time.perf_counter()
-                run()
-                times[key].append(time.perf_counter() - t0)
+        for key, prepare in stdlib_rounds.items():
+            run = prepare()
+            t0 = time.perf_counter()
+            run()
+            stdlib_times[key].append(time.perf_counter() - t0)
         return (fastsock_round(),), {}
 
     benchmark.pedantic(lambda run: run(), setup=setup, rounds=ROUNDS,
@@ -207,12 +190,6 @@ def measure(benchmark, name, unit, amount, fastsock_round, stdlib_rounds,
     line = (f"{name}: fastsock {fmt(rate(fast_median))} {unit}/s "
             f"({fmt(rate(fast.max))}-{fmt(rate(fast.min))}); stdlib {stdlib_text}; "
             f"ratio {ratio:.2f}x vs stdlib {best_key}")
-    for key, times in c_times.items():
-        c_ratio = statistics.median(times) / fast_median
-        benchmark.extra_info[f"ratio vs {key}"] = c_ratio
-        line += (f"; {key} {fmt(rate(statistics.median(times)))} "
-                 f"({fmt(rate(max(times)))}-{fmt(rate(min(times)))}), "
-                 f"ratio {c_ratio:.2f}x vs C")
     RESULTS.append(line)
     return ratio
 
@@ -414,178 +391,3 @@ def test_g5_lines(benchmark):
         line, count(1500), count_lines_stream, count_lines_stdlib)
     measure(benchmark, "G5 lines of 80 B", "lines", total, fastsock_round,
             {"makefile('rb')": stdlib_round})
-
-
-# ---- G8: connect -------------------------------------------------------------------
-
-# The plain-C side of G8 (Berkeley API, -O2): a server that answers each
-# connection's 16 bytes, and the client that WORKLOADS.md compares against.
-# Compiled at run time; without a C compiler the server is Python and the
-# C client is left out.
-C_CONNECT = r"""
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-static void exact(int fd, char *buf, int n, int writing)
-{
-    int done = 0;
-    while (done < n) {
-        int r = writing ? write(fd, buf + done, n - done)
-                        : read(fd, buf + done, n - done);
-        if (r <= 0) { perror("io"); exit(1); }
-        done += r;
-    }
-}
-
-int main(int argc, char **argv)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    char buf[16] = "0123456789abcdef";
-    int i, n = atoi(argv[2]), one = 1;
-
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (strcmp(argv[1], "server") == 0) {
-        int l = socket(AF_INET, SOCK_STREAM, 0);
-        setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 128)) {
-            perror("listen"); return 1;
-        }
-        getsockname(l, (struct sockaddr *)&a, &len);
-        printf("%d\n", ntohs(a.sin_port));
-        fflush(stdout);
-        for (i = 0; i < n; i++) {
-            int c = accept(l, NULL, NULL);
-            if (c < 0) { perror("accept"); return 1; }
-            exact(c, buf, 16, 0);
-            exact(c, buf, 16, 1);
-            close(c);
-        }
-        return 0;
-    }
-    a.sin_port = htons(atoi(argv[3]));
-    if (read(0, buf, 1) != 1)          /* wait for "go" */
-        return 1;
-    for (i = 0; i < n; i++) {
-        int c = socket(AF_INET, SOCK_STREAM, 0);
-        if (connect(c, (struct sockaddr *)&a, sizeof(a))) { perror("connect"); return 1; }
-        exact(c, buf, 16, 1);
-        exact(c, buf, 16, 0);
-        close(c);
-    }
-    return 0;
-}
-"""
-_C_BINARY = []
-
-
-def c_connect_binary():
-    """Path of the compiled C program, or None without a C compiler."""
-    if not _C_BINARY:
-        import shutil
-        import subprocess
-        import tempfile
-        cc = shutil.which("cc") or shutil.which("gcc")
-        path = None
-        if cc:
-            folder = tempfile.mkdtemp(prefix="fastsock-bench-")
-            src = os.path.join(folder, "connect.c")
-            with open(src, "w") as f:
-                f.write(C_CONNECT)
-            out = os.path.join(folder, "connect")
-            if subprocess.run([cc, "-O2", "-o", out, src]).returncode == 0:
-                path = out
-        _C_BINARY.append(path)
-    return _C_BINARY[0]
-
-
-class CServer:
-    """The C server on the peer CPU, answering `total` connections."""
-
-    def __init__(self, binary, total):
-        import subprocess
-        self.proc = subprocess.Popen([binary, "server", str(total)],
-                                     stdout=subprocess.PIPE,
-                                     preexec_fn=lambda: pin(PEER_CPU))
-        self.address = ("127.0.0.1", int(self.proc.stdout.readline()))
-
-    def wait(self):
-        assert self.proc.wait(timeout=60) == 0
-
-
-def test_g8_connect(benchmark):
-    pin(SELF_CPU)
-    total = count(1000)
-    message = b"0123456789abcdef"
-    binary = c_connect_binary()
-
-    def server():
-        """(start, address, finish) of a server for `total` connections."""
-        if binary:
-            srv = CServer(binary, total)
-            return (lambda: None), srv.address, srv.wait
-        lst = socket.create_server(("127.0.0.1", 0), backlog=128)
-        peer = Peer(serve_exchanges, lst, total)
-
-        def finish():
-            peer.sock.close()
-            lst.close()
-            peer.wait()
-        return (lambda: peer.sock.send(b"g")), lst.getsockname(), finish
-
-    def fastsock_round():
-        start, address, finish = server()
-        connect = fastsock.connect
-
-        def run():
-            start()
-            for _ in range(total):
-                s = connect(address)
-                s.write(message)
-                s.readexactly(16)
-                s.close()
-            finish()
-        return run
-
-    def stdlib_round():
-        start, address, finish = server()
-        create_connection = socket.create_connection
-
-        def run():
-            start()
-            buf = bytearray(16)
-            for _ in range(total):
-                c = create_connection(address)
-                c.sendall(message)
-                n = 0
-                while n < 16:
-                    n += c.recv_into(memoryview(buf)[n:])
-                c.close()
-            finish()
-        return run
-
-    def c_round():
-        import subprocess
-        start, address, finish = server()
-        client = subprocess.Popen([binary, "client", str(total), str(address[1])],
-                                  stdin=subprocess.PIPE,
-                                  preexec_fn=lambda: pin(SELF_CPU))
-
-        def run():
-            start()
-            client.stdin.write(b"g")
-            client.stdin.flush()
-            assert client.wait(timeout=60) == 0
-            finish()
-        return run
-
-    measure(benchmark, "G8 connect + 16 B exchange + close", "conn", total,
-            fastsock_round, {"create_connection": stdlib_round},
-            {"C client": c_round} if binary else {})

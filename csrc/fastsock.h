@@ -65,9 +65,10 @@ typedef long long fs_ssize_t;
 #  define FS_EPIPE         (-WSAESHUTDOWN)   /* send after shutdown */
 #  define FS_ECONNREFUSED  (-WSAECONNREFUSED)
 
-/* fs_wait() events, the WSAPoll bits. */
+/* fs_wait() and poller events, the WSAPoll bits. */
 #  define FS_POLLIN  POLLRDNORM
 #  define FS_POLLOUT POLLWRNORM
+#  define FS_POLLERR POLLERR
 
 #else /* POSIX */
 #  include <errno.h>
@@ -113,6 +114,7 @@ typedef ssize_t fs_ssize_t;
 
 #  define FS_POLLIN  POLLIN
 #  define FS_POLLOUT POLLOUT
+#  define FS_POLLERR POLLERR
 
 /* sendmmsg and UDP segmentation offload: fs_posix.c sends batches with
  * them; elsewhere fs_common.c sends one datagram per call. */
@@ -212,6 +214,14 @@ int fs_connect_result(fs_sock_t s);
 int fs_accept(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len,
               fs_sock_t *out);
 
+/* Like fs_accept(), but the new socket is in non-blocking mode (and not
+ * inherited): one accept4(SOCK_NONBLOCK | SOCK_CLOEXEC) on Linux and the
+ * BSDs, accept() and then fcntl()/ioctlsocket() elsewhere.  For event
+ * loops, which accept on a non-blocking listener: FS_EAGAIN when no
+ * connection is pending. */
+int fs_accept_nonblocking(fs_sock_t s, struct sockaddr *addr,
+                          fs_socklen_t *len, fs_sock_t *out);
+
 /* how: 0 read side, 1 write side, 2 both (SHUT_* and SD_* agree). */
 int fs_shutdown(fs_sock_t s, int how);
 
@@ -310,6 +320,117 @@ int fs_send_segments(fs_sock_t s, const fs_buf_t *bufs, size_t n, size_t seg,
  * timeout, or a negative error (FS_EINTR on a signal). */
 int fs_wait(fs_sock_t s, int events, int timeout_ms);
 
+/* ---- poller: readiness of many sockets (event loops) ------------------- */
+/*
+ * One thread (the loop) registers sockets once, changes a socket's
+ * interest only when it changes, and waits for many at once; any thread
+ * may wake it.  Level-triggered: a socket stays reported while it is
+ * ready and interesting, so the loop may read or write as little as it
+ * likes per wake-up.
+ *
+ * Backends: epoll on Linux (each socket added once with EPOLL_CTL_ADD and
+ * modified only by fs_poller_mod(), never re-armed per wait); poll() on
+ * other POSIX systems, WSAPoll() on Windows: an array of sockets with an
+ * index from socket to slot, so that add, mod and del cost O(1) and a
+ * wait costs one pass over the sockets with interest.
+ *
+ * Events: `events` (in) is FS_POLLIN, FS_POLLOUT, both, or 0.  Out, a
+ * socket's events are what is ready among its interest, plus FS_POLLERR
+ * when the OS reports an error or a hang-up on it (EPOLLERR/EPOLLHUP,
+ * POLLERR/POLLHUP/POLLNVAL).  FS_POLLERR says "look at this socket": the
+ * next fs_recv()/fs_send() on it returns at once, with the error or with
+ * 0 at the end of the stream, so a loop treats it as readiness for the
+ * interest it has.  It may come alone: a peer's close is POLLHUP without
+ * POLLRDNORM for WSAPoll (even a half-close), and a reset is POLLERR.  On
+ * Linux a TCP peer's close is FS_POLLIN alone (the EOF to read), a reset
+ * FS_POLLIN | FS_POLLERR, and an AF_UNIX peer's close both.
+ *
+ * Interest 0 (a paused connection) gets no readiness at all, but still
+ * FS_POLLERR for an error or hang-up, which cannot be cleared by reading:
+ * so that a level-triggered report cannot spin the loop, it comes ONCE per
+ * fs_poller_add()/fs_poller_mod() call, and the socket is then left
+ * unwatched until the next fs_poller_mod() (which arms it again) or
+ * fs_poller_del().  The loop should fs_poller_del() and close it, or look
+ * with fs_recv()/fs_connect_result() what it was.  Whether a hang-up
+ * behind data not yet read is reported is the OS's choice (Linux: at
+ * once; wine: only once the data is read).
+ *
+ * Threads: only the loop thread calls add/mod/del/wait/free; the
+ * poller is not locked.  fs_poller_wake() may be called from any thread
+ * and, on POSIX, from a signal handler.
+ */
+typedef struct fs_poller_s fs_poller_t;           /* opaque */
+
+/* One ready socket, filled by fs_poller_wait(): the caller's `data` given
+ * to fs_poller_add()/fs_poller_mod(), and its events (see above). */
+typedef struct fs_pevent_s {
+    void *data;
+    int events;
+} fs_pevent_t;
+
+#define FS_POLLER_DEFAULT 0   /* epoll on Linux, poll() on other POSIX,
+                                 WSAPoll on Windows */
+#define FS_POLLER_POLL    1   /* the portable poll()/WSAPoll loop, also on
+                                 Linux (to test it there) */
+
+/* Creates a poller with `backend` (FS_POLLER_*) and its wake-up channel
+ * (an eventfd on Linux, a pipe on other POSIX, a loopback socket pair on
+ * Windows: non-blocking, not inherited) and stores it in *out.  Errors:
+ * FS_EINVAL for an unknown backend, FS_ENOMEM, FS_EMFILE/FS_ENFILE, or
+ * what creating the channel fails with.  Never blocks. */
+int fs_poller_new(int backend, fs_poller_t **out);
+
+/* Frees the poller and its wake-up channel.  The registered sockets are
+ * the caller's: they are neither closed nor changed.  NULL is ignored. */
+void fs_poller_free(fs_poller_t *p);
+
+/* Registers s, which must not be registered already, with interest
+ * `events` (FS_POLLIN | FS_POLLOUT, or 0) and the caller's `data`, given
+ * back with each of its events (never read nor freed here).  FS_EINVAL for
+ * other bits in events or a socket registered twice; epoll's errors for a
+ * socket it cannot watch (FS_EBADF, -EPERM for a regular file); the poll
+ * backends find a bad socket only when waiting (FS_POLLERR).  Never
+ * blocks. */
+int fs_poller_add(fs_poller_t *p, fs_sock_t s, int events, void *data);
+
+/* Changes the interest and data of a registered socket: call it only when
+ * the interest changes (with epoll it is a system call).  Arms an
+ * interest-0 socket again for one FS_POLLERR (see above).  Errors as for
+ * fs_poller_add(); FS_EINVAL if s is not registered.  Events of s that
+ * an earlier fs_poller_wait() returned keep the old data. */
+int fs_poller_mod(fs_poller_t *p, fs_sock_t s, int events, void *data);
+
+/* Unregisters s: call it BEFORE closing s (a closed descriptor leaves
+ * epoll by itself, but a poll set would report it as FS_POLLERR, and a
+ * new socket with the same number could not be added).  FS_EINVAL if s is
+ * not registered.  Events of s that an earlier fs_poller_wait() returned
+ * are still in the caller's array: a loop that removes a socket while it
+ * works through that array must skip them itself. */
+int fs_poller_del(fs_poller_t *p, fs_sock_t s);
+
+/* Waits until a registered socket is ready (see Events above), the poller
+ * is woken, or timeout_ms passes (negative: forever; 0: just look), and
+ * writes up to `max` (> 0, else FS_EINVAL) events to out[0..].  Returns
+ * how many: 0 on a timeout or after a wake-up with nothing ready (the
+ * wake-up is consumed here, never reported as an event).  With more ready
+ * sockets than max, later calls report the others first (epoll's ready
+ * list rotates; the poll backends start each scan after the last socket
+ * reported), so none starves.  FS_EINTR when a signal arrives: nothing is
+ * retried in C; run the handlers and call again.  Blocks: release the GIL
+ * around it. */
+int fs_poller_wait(fs_poller_t *p, fs_pevent_t *out, int max,
+                   int timeout_ms);
+
+/* Makes the fs_poller_wait() under way, or else the next one, return
+ * promptly.  Wake-ups before a wait coalesce into one, and a wake-up
+ * while one is pending costs no system call.  Any thread; on POSIX also
+ * a signal handler (an atomic flag and write() only).  Returns 0, or the
+ * error of writing to the channel.  Never blocks. */
+int fs_poller_wake(fs_poller_t *p);
+
+/* The backend's name: "epoll", "poll" or "wsapoll".  Never fails. */
+const char *fs_poller_name(const fs_poller_t *p);
+
 /* ---- addresses (fs_common.c; AF_UNIX in the platform files) ------------- */
 
 /* Fills *a with an AF_INET or AF_INET6 address from a numeric host
@@ -329,7 +450,7 @@ const char *fs_gai_strerror(int code);
 
 /* Decodes an AF_INET/AF_INET6 address: the numeric host into host (room
  * for 46 bytes at least), the port, and for IPv6 flowinfo and scope_id.
- * Returns the family, or FS_EINVAL for another family. */
+ * Returns the family, or FS_EINVAL for another family or too little room. */
 int fs_addr_ip_info(const fs_addr_t *a, char *host, size_t hostlen,
                     unsigned *port, uint32_t *flowinfo, uint32_t *scope_id);
 

@@ -1,6 +1,6 @@
 /* fs_posix.c - the shim on the Berkeley sockets API (Linux, macOS, BSD). */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
-#  define _GNU_SOURCE /* accept4, recvmmsg, sendmmsg */
+#  define _GNU_SOURCE /* accept4, recvmmsg, sendmmsg, pipe2 */
 #endif
 #include "fastsock.h"
 
@@ -13,9 +13,15 @@
 #include <stddef.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #ifdef __linux__
+#  include <sys/epoll.h>
+#  include <sys/eventfd.h>
 #  include <sys/sendfile.h>
 #endif
+
+#include "fs_pollset.h"
 
 /* EWOULDBLOCK may differ from EAGAIN; callers test FS_EAGAIN only. */
 static int fs__error(int e)
@@ -224,31 +230,49 @@ int fs_connect_result(fs_sock_t s)
     return err ? fs__error(err) : 0;
 }
 
-int fs_accept(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len,
-              fs_sock_t *out)
+/* accept() into *out, not inherited, blocking or not as asked. */
+static int fs__accept(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len,
+                      fs_sock_t *out, int nonblocking)
 {
     int fd;
 
 #if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) \
     || defined(__OpenBSD__)
-    fd = accept4(s, addr, len, SOCK_CLOEXEC);
+    fd = accept4(s, addr, len, SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK
+                                                           : 0));
     if (fd < 0)
         return fs_last_error();
 #else
+    int err;
+
     fd = accept(s, addr, len);
     if (fd < 0)
         return fs_last_error();
-    if (fs__cloexec(fd) < 0) {
-        int err = fs_last_error();
+    /* BSD accept() inherits O_NONBLOCK from the listener; Linux does not:
+     * set the mode either way. */
+    err = fs__cloexec(fd);
+    if (err == 0)
+        err = fs_set_nonblocking(fd, nonblocking);
+    if (err < 0) {
         close(fd);
         return err;
     }
-    /* BSD accept() inherits O_NONBLOCK from the listener; Linux does not. */
-    fs_set_nonblocking(fd, 0);
 #endif
     fs__nosigpipe(fd);
     *out = fd;
     return 0;
+}
+
+int fs_accept(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len,
+              fs_sock_t *out)
+{
+    return fs__accept(s, addr, len, out, 0);
+}
+
+int fs_accept_nonblocking(fs_sock_t s, struct sockaddr *addr,
+                          fs_socklen_t *len, fs_sock_t *out)
+{
+    return fs__accept(s, addr, len, out, 1);
 }
 
 int fs_shutdown(fs_sock_t s, int how)
@@ -541,6 +565,271 @@ int fs_wait(fs_sock_t s, int events, int timeout_ms)
     if (p.revents & (POLLERR | POLLHUP | POLLNVAL))
         r |= events;
     return r;
+}
+
+/* ---- poller ------------------------------------------------------------ */
+
+struct fs_poller_s {
+    int epfd;                 /* the epoll instance, or -1: the poll set */
+    int wake_rd, wake_wr;     /* the wake-up channel: one eventfd on Linux
+                                 (both the same), a pipe elsewhere */
+    atomic_int wake_pending;  /* 1 from a wake-up until a wait drains it */
+    fs__pollset_t ps;         /* the poll backend's sockets */
+};
+
+int fs__poll(fs__pollfd_t *fds, int n, int timeout_ms)
+{
+    int r = poll(fds, (nfds_t)n, timeout_ms);
+
+    return r < 0 ? fs_last_error() : r;
+}
+
+static int fs__wake_open(fs_poller_t *p)
+{
+#ifdef __linux__
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+    if (fd < 0)
+        return fs_last_error();
+    p->wake_rd = p->wake_wr = fd;
+    return 0;
+#else
+    int fds[2], err;
+
+    if (pipe(fds) < 0)
+        return fs_last_error();
+    err = fs__cloexec(fds[0]);
+    if (err == 0)
+        err = fs__cloexec(fds[1]);
+    if (err == 0)
+        err = fs_set_nonblocking(fds[0], 1);
+    if (err == 0)
+        err = fs_set_nonblocking(fds[1], 1);
+    if (err < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return err;
+    }
+    p->wake_rd = fds[0];
+    p->wake_wr = fds[1];
+    return 0;
+#endif
+}
+
+/* Consumes every pending wake-up.  The flag is cleared first: a wake-up
+ * that comes after it writes again, so none is lost. */
+static void fs__wake_drain(fs_poller_t *p)
+{
+    char buf[64]; /* an eventfd read takes 8 bytes and resets the count */
+
+    atomic_store(&p->wake_pending, 0);
+    while (read(p->wake_rd, buf, sizeof(buf)) == (ssize_t)sizeof(buf))
+        ;
+}
+
+int fs_poller_wake(fs_poller_t *p)
+{
+    static const uint64_t one = 1; /* what an eventfd takes; a pipe too */
+    int saved = errno, err = 0;    /* errno is the interrupted code's */
+
+    if (atomic_exchange(&p->wake_pending, 1))
+        return 0; /* one is pending: the wait will return anyway */
+    /* EAGAIN: the channel is full, so a wake-up is already there. */
+    if (write(p->wake_wr, &one, sizeof(one)) < 0 && errno != EAGAIN) {
+        err = fs_last_error();
+        atomic_store(&p->wake_pending, 0);
+    }
+    errno = saved;
+    return err;
+}
+
+#ifdef __linux__
+#  define FS__HAVE_EPOLL 1
+
+/* The epoll data of the wake-up channel: an address inside the poller,
+ * which no caller can have registered as its own data. */
+#  define FS__WAKE_TAG(p) ((void *)&(p)->wake_rd)
+
+static int fs__epoll_open(fs_poller_t *p)
+{
+    struct epoll_event ev;
+
+    p->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (p->epfd < 0)
+        return fs_last_error();
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    ev.data.ptr = FS__WAKE_TAG(p);
+    if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->wake_rd, &ev) < 0) {
+        int err = fs_last_error();
+
+        close(p->epfd);
+        p->epfd = -1;
+        return err;
+    }
+    return 0;
+}
+
+static int fs__epoll_ctl(fs_poller_t *p, int op, fs_sock_t s, int events,
+                         void *data)
+{
+    struct epoll_event ev;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.events = ((events & FS_POLLIN) ? EPOLLIN : 0)
+                | ((events & FS_POLLOUT) ? EPOLLOUT : 0);
+    /* EPOLLERR and EPOLLHUP are always reported and cannot be read away:
+     * with interest 0, one-shot makes the first disable the socket until
+     * the next EPOLL_CTL_MOD (fastsock.h: once per add/mod). */
+    if (ev.events == 0)
+        ev.events = EPOLLONESHOT;
+    ev.data.ptr = data;
+    op = op == FS__CTL_ADD ? EPOLL_CTL_ADD
+         : op == FS__CTL_MOD ? EPOLL_CTL_MOD : EPOLL_CTL_DEL;
+    if (epoll_ctl(p->epfd, op, s, &ev) == 0)
+        return 0;
+    if (errno == EEXIST || errno == ENOENT)
+        return FS_EINVAL; /* as the poll backends say it */
+    return fs_last_error();
+}
+
+/* epoll_wait() writes straight into out: a struct epoll_event (12 bytes,
+ * packed, on x86-64; 16 elsewhere) is never larger than an fs_pevent_t, so
+ * max of them fit, and converting from the last one down overwrites only
+ * events already converted.  No bounce buffer, no cap on max. */
+typedef char fs__epoll_event_fits[
+    sizeof(struct epoll_event) <= sizeof(fs_pevent_t) ? 1 : -1];
+
+static int fs__epoll_wait(fs_poller_t *p, fs_pevent_t *out, int max,
+                          int timeout_ms, int *woken)
+{
+    const size_t size = sizeof(struct epoll_event);
+    int n, i, wake_at = -1;
+
+    *woken = 0;
+    if (max > INT_MAX / (int)size)
+        max = INT_MAX / (int)size;
+    n = epoll_wait(p->epfd, (struct epoll_event *)(void *)out, max,
+                   timeout_ms);
+    if (n < 0)
+        return fs_last_error();
+    for (i = n - 1; i >= 0; i--) {
+        struct epoll_event ev;
+        int events = 0;
+
+        memcpy(&ev, (char *)out + (size_t)i * size, size);
+        if (ev.data.ptr == FS__WAKE_TAG(p))
+            wake_at = i;
+        if (ev.events & EPOLLIN)
+            events |= FS_POLLIN;
+        if (ev.events & EPOLLOUT)
+            events |= FS_POLLOUT;
+        if (ev.events & (EPOLLERR | EPOLLHUP))
+            events |= FS_POLLERR;
+        out[i].data = ev.data.ptr;
+        out[i].events = events;
+    }
+    if (wake_at >= 0) { /* consumed here, not reported */
+        *woken = 1;
+        memmove(out + wake_at, out + wake_at + 1,
+                (size_t)(n - 1 - wake_at) * sizeof(*out));
+        n--;
+    }
+    return n;
+}
+#else
+#  define FS__HAVE_EPOLL 0
+
+/* No epoll: epfd stays -1, so these are never called. */
+static int fs__epoll_open(fs_poller_t *p)
+{
+    (void)p;
+    return FS_EOPNOTSUPP;
+}
+
+static int fs__epoll_ctl(fs_poller_t *p, int op, fs_sock_t s, int events,
+                         void *data)
+{
+    (void)p; (void)op; (void)s; (void)events; (void)data;
+    return FS_EOPNOTSUPP;
+}
+
+static int fs__epoll_wait(fs_poller_t *p, fs_pevent_t *out, int max,
+                          int timeout_ms, int *woken)
+{
+    (void)p; (void)out; (void)max; (void)timeout_ms;
+    *woken = 0;
+    return FS_EOPNOTSUPP;
+}
+#endif
+
+int fs_poller_new(int backend, fs_poller_t **out)
+{
+    fs_poller_t *p;
+    int err;
+
+    if (backend != FS_POLLER_DEFAULT && backend != FS_POLLER_POLL)
+        return FS_EINVAL;
+    p = (fs_poller_t *)calloc(1, sizeof(*p));
+    if (p == NULL)
+        return FS_ENOMEM;
+    p->epfd = -1;
+    atomic_init(&p->wake_pending, 0);
+    err = fs__wake_open(p);
+    if (err < 0) {
+        free(p);
+        return err;
+    }
+    if (backend == FS_POLLER_DEFAULT && FS__HAVE_EPOLL)
+        err = fs__epoll_open(p);
+    else
+        err = fs__pollset_init(&p->ps, p->wake_rd);
+    if (err < 0) {
+        fs_poller_free(p);
+        return err;
+    }
+    *out = p;
+    return 0;
+}
+
+void fs_poller_free(fs_poller_t *p)
+{
+    if (p == NULL)
+        return;
+    if (p->epfd >= 0)
+        close(p->epfd);
+    close(p->wake_rd);
+    if (p->wake_wr != p->wake_rd)
+        close(p->wake_wr);
+    fs__pollset_free(&p->ps);
+    free(p);
+}
+
+int fs__poller_ctl(fs_poller_t *p, int op, fs_sock_t s, int events,
+                   void *data)
+{
+    if (p->epfd >= 0)
+        return fs__epoll_ctl(p, op, s, events, data);
+    return fs__pollset_ctl(&p->ps, op, s, events, data);
+}
+
+int fs__poller_wait(fs_poller_t *p, fs_pevent_t *out, int max,
+                    int timeout_ms)
+{
+    int n, woken;
+
+    if (p->epfd >= 0)
+        n = fs__epoll_wait(p, out, max, timeout_ms, &woken);
+    else
+        n = fs__pollset_wait(&p->ps, out, max, timeout_ms, &woken);
+    if (woken)
+        fs__wake_drain(p);
+    return n;
+}
+
+const char *fs_poller_name(const fs_poller_t *p)
+{
+    return p->epfd >= 0 ? "epoll" : "poll";
 }
 
 int fs_addr_unix(fs_addr_t *a, const char *path, size_t len)

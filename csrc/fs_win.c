@@ -1,5 +1,6 @@
 /* fs_win.c - the shim on WinSock 2 (Windows Vista and later). */
 #include "fastsock.h"
+#include "fs_pollset.h"
 
 #include <io.h>
 #include <limits.h>
@@ -360,25 +361,39 @@ int fs_connect_result(fs_sock_t s)
     return err ? -err : 0;
 }
 
-int fs_accept(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len,
-              fs_sock_t *out)
+/* accept() into *out, private, blocking or not as asked. */
+static int fs__accept(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len,
+                      fs_sock_t *out, int nonblocking)
 {
-    u_long blocking = 0;
+    u_long mode = nonblocking != 0;
     SOCKET c = accept(s, addr, len);
 
     if (c == INVALID_SOCKET)
         return fs_last_error();
     /* The new socket copies the listener's properties; make it private
-     * (as CPython does) and blocking, as fastsock.h promises.  FIONBIO
-     * fails only under WSAEventSelect, which is the caller's business. */
-    if (!SetHandleInformation((HANDLE)c, HANDLE_FLAG_INHERIT, 0)) {
+     * (as CPython does) and set its mode.  FIONBIO fails only under
+     * WSAEventSelect, which is the caller's business for a blocking
+     * socket; a loop must not get a blocking one by surprise. */
+    if (!SetHandleInformation((HANDLE)c, HANDLE_FLAG_INHERIT, 0)
+        || (ioctlsocket(c, FIONBIO, &mode) != 0 && nonblocking)) {
         int err = fs_last_error();
         closesocket(c);
         return err;
     }
-    ioctlsocket(c, FIONBIO, &blocking);
     *out = c;
     return 0;
+}
+
+int fs_accept(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len,
+              fs_sock_t *out)
+{
+    return fs__accept(s, addr, len, out, 0);
+}
+
+int fs_accept_nonblocking(fs_sock_t s, struct sockaddr *addr,
+                          fs_socklen_t *len, fs_sock_t *out)
+{
+    return fs__accept(s, addr, len, out, 1);
 }
 
 int fs_shutdown(fs_sock_t s, int how)
@@ -809,6 +824,149 @@ int fs_wait(fs_sock_t s, int events, int timeout_ms)
     if (FD_ISSET(s, &ex))
         ready |= events;
     return ready;
+}
+
+/* ---- poller: WSAPoll ---------------------------------------------------- */
+
+/*
+ * The poll set of fs_common.c over WSAPoll(), woken through a loopback TCP
+ * pair.  WSAPoll's quirks, and what this does about them:
+ * - events may hold only POLLRDNORM, POLLRDBAND, POLLWRNORM (POLLPRI or
+ *   POLLERR fail the whole call with WSAEINVAL): FS_POLLIN and FS_POLLOUT
+ *   are POLLRDNORM and POLLWRNORM, nothing else is passed; interest 0 is
+ *   events 0, for which it reports only POLLERR/POLLHUP/POLLNVAL.
+ * - before Windows 10 2004 it never reports a failed non-blocking connect
+ *   (the wait runs out): the poller is for accepted connections and
+ *   listeners; wait for a connect with fs_wait(), which uses select().
+ * - a peer's orderly close (even a half-close) is POLLHUP, so FS_POLLERR
+ *   there can mean just the end of the stream (fastsock.h).
+ * - a negative fd is documented as ignored, but wine reports it as
+ *   POLLNVAL: muted sockets are left out of the array instead.
+ * - the array must hold one valid socket: the wake-up socket is always
+ *   there.
+ */
+struct fs_poller_s {
+    SOCKET wake[2];           /* [0] polled for reading, [1] written to */
+    volatile LONG wake_pending; /* 1 from a wake-up until a wait drains it */
+    fs__pollset_t ps;
+};
+
+int fs__poll(fs__pollfd_t *fds, int n, int timeout_ms)
+{
+    int r = WSAPoll(fds, (ULONG)n, timeout_ms);
+
+    return r == SOCKET_ERROR ? fs_last_error() : r;
+}
+
+/* The wake-up pair, both ends non-blocking.  Nagle is off on the writing
+ * end, or a wake-up byte could wait for the ACK of the one before
+ * (delayed ACK: up to 200 ms). */
+static int fs__wake_open(fs_poller_t *p)
+{
+    int on = 1, err;
+
+    err = fs_socketpair(AF_INET, SOCK_STREAM, 0, p->wake);
+    if (err < 0)
+        err = fs_socketpair(AF_INET6, SOCK_STREAM, 0, p->wake);
+    if (err < 0)
+        return err;
+    err = fs_set_nonblocking(p->wake[0], 1);
+    if (err == 0)
+        err = fs_set_nonblocking(p->wake[1], 1);
+    if (err == 0)
+        err = fs__check(setsockopt(p->wake[1], IPPROTO_TCP, TCP_NODELAY,
+                                   (const char *)&on, (int)sizeof(on)));
+    if (err < 0) {
+        closesocket(p->wake[0]);
+        closesocket(p->wake[1]);
+    }
+    return err;
+}
+
+/* Consumes every pending wake-up; the flag is cleared first, so a wake-up
+ * after it sends again and none is lost. */
+static void fs__wake_drain(fs_poller_t *p)
+{
+    char buf[64];
+
+    InterlockedExchange(&p->wake_pending, 0);
+    while (recv(p->wake[0], buf, (int)sizeof(buf), 0) == (int)sizeof(buf))
+        ;
+}
+
+int fs_poller_new(int backend, fs_poller_t **out)
+{
+    fs_poller_t *p;
+    int err;
+
+    if (backend != FS_POLLER_DEFAULT && backend != FS_POLLER_POLL)
+        return FS_EINVAL;
+    p = (fs_poller_t *)calloc(1, sizeof(*p));
+    if (p == NULL)
+        return FS_ENOMEM;
+    err = fs__wake_open(p);
+    if (err == 0) {
+        err = fs__pollset_init(&p->ps, p->wake[0]);
+        if (err < 0) {
+            closesocket(p->wake[0]);
+            closesocket(p->wake[1]);
+        }
+    }
+    if (err < 0) {
+        free(p);
+        return err;
+    }
+    *out = p;
+    return 0;
+}
+
+void fs_poller_free(fs_poller_t *p)
+{
+    if (p == NULL)
+        return;
+    closesocket(p->wake[0]);
+    closesocket(p->wake[1]);
+    fs__pollset_free(&p->ps);
+    free(p);
+}
+
+int fs__poller_ctl(fs_poller_t *p, int op, fs_sock_t s, int events,
+                   void *data)
+{
+    return fs__pollset_ctl(&p->ps, op, s, events, data);
+}
+
+int fs__poller_wait(fs_poller_t *p, fs_pevent_t *out, int max,
+                    int timeout_ms)
+{
+    int woken, n = fs__pollset_wait(&p->ps, out, max, timeout_ms, &woken);
+
+    if (woken)
+        fs__wake_drain(p);
+    return n;
+}
+
+int fs_poller_wake(fs_poller_t *p)
+{
+    char one = 1;
+
+    if (InterlockedExchange(&p->wake_pending, 1))
+        return 0; /* one is pending: the wait will return anyway */
+    /* WSAEWOULDBLOCK: the pair is full, so a wake-up is already there. */
+    if (send(p->wake[1], &one, 1, 0) == SOCKET_ERROR
+        && WSAGetLastError() != WSAEWOULDBLOCK) {
+        int err = fs_last_error();
+
+        InterlockedExchange(&p->wake_pending, 0);
+        return err;
+    }
+    return 0;
+}
+
+const char *fs_poller_name(const fs_poller_t *p)
+{
+    (void)p;
+    return "wsapoll";
 }
 
 /* ---- AF_UNIX addresses (Windows 10 1803 and later) -------------------- */

@@ -5,6 +5,7 @@ from fastsock.client import Listener, connect, listen, socketpair
 from fastsock.datagram import DatagramBatch, udp
 from fastsock.errors import Error, FrameTooLargeError, IncompleteReadError, LimitOverrunError
 from fastsock.server import Server
+from fastsock.event_server import EventConnection, EventServer
 
 __version__ = "0.1.0"
 
@@ -17,6 +18,8 @@ __all__ = [
     "listen",
     "socketpair",
     "Server",
+    "EventServer",
+    "EventConnection",
     "DatagramBatch",
     "udp",
     "Error",

@@ -1,4 +1,3 @@
-# cython: language_level=3
 """Datagram batches: many datagrams per system call.
 
 ``recv_batch`` fills a ``DatagramBatch`` with one ``fs_recv_batch`` call per
@@ -10,7 +9,7 @@ memoryviews and addresses only when asked for them.
 import os
 import socket as _stdlib
 
-from cpython.buffer cimport PyBuffer_Release, PyBUF_WRITABLE, PyBUF_FORMAT
+from cpython.buffer cimport PyBUF_WRITABLE, PyBUF_FORMAT
 from cpython.buffer cimport PyBUF_ND, PyBUF_STRIDES, PyObject_CheckBuffer
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cpython.memoryview cimport PyMemoryView_FromObject
@@ -20,13 +19,15 @@ from cpython.sequence cimport (PySequence_Fast, PySequence_Fast_GET_ITEM,
 from libc.stdint cimport int64_t
 
 from fastsock._shim cimport *
-from fastsock._socket cimport Socket, get_read_buffer, sender_address
+from fastsock._socket cimport (STACK_BUFS, Socket, pin_buffers, release_views,
+                               sender_address, set_batch_functions)
 
 
 cdef enum:
     # fs_recv_batch/fs_send_batch take at most this many datagrams a call
     # (FS__MMSG_CHUNK in fs_posix.c: their mmsghdr array is on the stack);
     # longer batches loop here, in C.
+    # (The pinned buffers of a chunk fit STACK_BUFS, on the stack.)
     CHUNK = 64
     # A run of at least this many same-size datagrams goes out as one
     # segmented send (fs_send_segments).
@@ -259,7 +260,7 @@ cpdef int recv_batch(Socket sock, DatagramBatch batch, int flags=0) except -1:
                 r = fs_recv_batch(fd, batch.dgrams, chunk, flags)
             if r >= 0:
                 break
-            sock.retry(r, FS_POLLIN, &deadline)
+            sock.wait_or_raise(r, FS_POLLIN, &deadline)
         got = r
         # A full chunk: more may be queued.  Take it without waiting (a
         # blocking socket without MSG_DONTWAIT has no way not to wait).
@@ -329,16 +330,16 @@ cpdef Py_ssize_t send_batch(Socket sock, object buffers,
     sendmmsg, and the same datagrams on the wire.  The rest, and every
     datagram where the OS cannot do that, go with sendmmsg.
     """
-    cdef Py_buffer views[CHUNK]
-    cdef fs_buf_t bufs[CHUNK]
+    cdef Py_buffer stack_views[STACK_BUFS]
+    cdef fs_buf_t stack_bufs[STACK_BUFS]
+    cdef Py_buffer *views
+    cdef fs_buf_t *bufs
     cdef fs_dgram_t d[CHUNK]
     cdef fs_addr_t a
     cdef sockaddr *sa = NULL
     cdef fs_socklen_t salen = 0
-    cdef Py_ssize_t count, sent = 0, pinned, n, i, k, m
-    cdef int r = 0, done
+    cdef Py_ssize_t count, sent = 0, pinned, n, i, done
     cdef int64_t deadline = 0
-    cdef fs_sock_t fd
     cdef bint segments
     if sock is None:
         raise TypeError("send_batch() needs a Socket")
@@ -359,52 +360,74 @@ cpdef Py_ssize_t send_batch(Socket sock, object buffers,
         salen = a.len
     while sent < count:
         n = min(count - sent, CHUNK)
+        views = stack_views
+        bufs = stack_bufs
         pinned = 0
         try:
+            pin_buffers(seq, sent, n, False, 0, &views, &bufs, &pinned)
             for i in range(n):
-                # A list may shrink while a buffer is pinned (__buffer__
-                # can run Python code): check before each read.
-                if sent + i >= PySequence_Fast_GET_SIZE(seq):
-                    raise RuntimeError(
-                        "the sequence changed size during send_batch()")
-                get_read_buffer(<object>PySequence_Fast_GET_ITEM(seq, sent + i),
-                                &views[i])
-                pinned += 1
-                bufs[i].base = <char *>views[i].buf
-                bufs[i].len = views[i].len
                 d[i].bufs = &bufs[i]
                 d[i].nbufs = 1
                 d[i].addr = sa
                 d[i].addrlen = salen
-            done = 0
-            while done < n:
-                fd = sock.fd
-                with nogil:
-                    k = segment_run(bufs + done, n - done) if segments else 0
-                    m = 0
-                    if k >= MIN_RUN:
-                        r = fs_send_segments(fd, bufs + done, k,
-                                             bufs[done].len, sa, salen, 0)
-                        if r == FS_EOPNOTSUPP:
-                            m = k       # not this run: sendmmsg takes it
-                    else:
-                        m = plain_stretch(bufs + done, n - done) if segments \
-                            else n - done
-                    if m > 0:
-                        r = fs_send_batch(fd, d + done, m, 0)
-                if r > 0:
-                    done += r
-                elif sent + done == 0 or r == FS_EINTR:
-                    sock.retry(r, FS_POLLOUT, &deadline)
-                elif r != FS_EAGAIN or sock.timeout_ns <= 0:
-                    return sent + done
-                else:
-                    try:
-                        sock.retry(r, FS_POLLOUT, &deadline)
-                    except TimeoutError:
-                        return sent + done
+            done = send_chunk(sock, bufs, d, n, segments, sent == 0,
+                              &deadline)
+            if done < n:
+                return sent + done
         finally:
-            for i in range(pinned):
-                PyBuffer_Release(&views[i])
+            release_views(views, pinned, stack_views)
         sent += n
     return sent
+
+
+# Sends the datagrams bufs[0..n-1] (d: the same as descriptors, with their
+# destination); returns how many went: all, or fewer when the socket took
+# no more within its timeout or the OS refused one.  An error is raised
+# instead while nothing of the whole call has gone (`first` and none of
+# these), as send() raises it.
+cdef Py_ssize_t send_chunk(Socket sock, fs_buf_t *bufs, fs_dgram_t *d,
+                           Py_ssize_t n, bint segments, bint first,
+                           int64_t *deadline) except -1:
+    cdef Py_ssize_t done = 0, k, m
+    cdef int r = 0
+    cdef fs_sock_t fd
+    while done < n:
+        fd = sock.fd
+        with nogil:
+            k = segment_run(bufs + done, n - done) if segments else 0
+            m = 0
+            if k >= MIN_RUN:
+                r = fs_send_segments(fd, bufs + done, k, bufs[done].len,
+                                     d[done].addr, d[done].addrlen, 0)
+                if r == FS_EOPNOTSUPP:
+                    m = k       # not this run: sendmmsg takes it
+            else:
+                m = plain_stretch(bufs + done, n - done) if segments \
+                    else n - done
+            if m > 0:
+                r = fs_send_batch(fd, d + done, m, 0)
+        if r > 0:
+            done += r
+        elif (first and done == 0) or r == FS_EINTR:
+            sock.wait_or_raise(r, FS_POLLOUT, deadline)
+        elif r != FS_EAGAIN or sock.timeout_ns <= 0:
+            return done
+        else:
+            try:
+                sock.wait_or_raise(r, FS_POLLOUT, deadline)
+            except TimeoutError:
+                return done
+    return done
+
+
+# Socket.recv_batch() and Socket.send_batch() call these.
+cdef int recv_batch_any(Socket sock, object batch, int flags) except -1:
+    return recv_batch(sock, <DatagramBatch?>batch, flags)
+
+
+cdef Py_ssize_t send_batch_any(Socket sock, object buffers,
+                               object address) except -1:
+    return send_batch(sock, buffers, address)
+
+
+set_batch_functions(recv_batch_any, send_batch_any)

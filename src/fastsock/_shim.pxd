@@ -1,6 +1,30 @@
-# The one `cdef extern` block: csrc/fastsock.h as Cython sees it.
-# Every function is nogil and returns >= 0 or a negative FS_E* code.
+# Every C declaration the compiled modules use that Cython's own .pxd files
+# do not give: csrc/fastsock.h as Cython sees it, and a few CPython calls.
+from cpython.buffer cimport Py_buffer
+from cpython.object cimport PyObject
 from libc.stdint cimport int64_t, uint32_t
+
+
+# CPython's raw forms, for a bytes object made, filled in place and then
+# shrunk (_PyBytes_Resize needs the only reference, which an `object` is
+# not), and an unchecked PyObject_GetBuffer (get_write_buffer() looks at
+# the result itself, which costs less on every receive than a try block).
+cdef extern from "Python.h":
+    PyObject *new_raw_bytes "PyBytes_FromStringAndSize"(const char *,
+                                                         Py_ssize_t)
+    char *raw_bytes_data "PyBytes_AS_STRING"(PyObject *)
+    int _PyBytes_Resize(PyObject **, Py_ssize_t)
+    void Py_DECREF(PyObject *)
+    object PyUnicode_DecodeFSDefaultAndSize(const char *s, Py_ssize_t size)
+    # A str whose characters are all ASCII, stored one byte each: its
+    # UTF-8 form is those bytes (what the stdlib passes as a host name).
+    bint PyUnicode_IS_COMPACT_ASCII(object)
+    const char *PyUnicode_AsUTF8AndSize(object, Py_ssize_t *) except NULL
+    int try_get_buffer "PyObject_GetBuffer"(object, Py_buffer *, int)
+
+
+# csrc/fastsock.h: every function is nogil and returns >= 0 or a negative
+# FS_E* code.
 
 
 cdef extern from "fastsock.h" nogil:
@@ -22,6 +46,13 @@ cdef extern from "fastsock.h" nogil:
     sockaddr *fs_addr_sa(fs_addr_t *a)
     fs_socklen_t FS_ADDR_ROOM
 
+    ctypedef struct fs_poller_t:    # opaque: only pointers to it
+        pass
+
+    ctypedef struct fs_pevent_t:    # one ready socket from fs_poller_wait
+        void *data
+        int events
+
     ctypedef struct fs_dgram_t:
         fs_buf_t *bufs
         size_t nbufs
@@ -34,29 +65,24 @@ cdef extern from "fastsock.h" nogil:
         FS_EAGAIN
         FS_EINTR
         FS_EINPROGRESS
-        FS_EALREADY
-        FS_EISCONN
         FS_EBADF
         FS_EINVAL
         FS_ENOMEM
-        FS_EMSGSIZE
-        FS_ENOTCONN
         FS_EOPNOTSUPP
-        FS_ECONNABORTED
         FS_ECONNRESET
         FS_EMFILE
         FS_ENFILE
         FS_ENOBUFS
-        FS_ETIMEDOUT
-        FS_EPIPE
         FS_POLLIN
         FS_POLLOUT
+        FS_POLLERR
+        FS_POLLER_DEFAULT
+        FS_POLLER_POLL
         FS_DGRAM_TRUNC
         FS_SEGMENTS_MAX
         FS_SEGMENTS_BYTES
 
     int fs_init()
-    int fs_last_error()
     void fs_error_info(int code, int *err_no, int *winerror, char *msg,
                        size_t size)
     int64_t fs_monotonic_ns()
@@ -74,6 +100,8 @@ cdef extern from "fastsock.h" nogil:
     int fs_connect_result(fs_sock_t s)
     int fs_accept(fs_sock_t s, sockaddr *addr, fs_socklen_t *len,
                   fs_sock_t *out)
+    int fs_accept_nonblocking(fs_sock_t s, sockaddr *addr, fs_socklen_t *len,
+                              fs_sock_t *out)
     int fs_shutdown(fs_sock_t s, int how)
     int fs_getsockname(fs_sock_t s, sockaddr *addr, fs_socklen_t *len)
     int fs_getpeername(fs_sock_t s, sockaddr *addr, fs_socklen_t *len)
@@ -106,6 +134,16 @@ cdef extern from "fastsock.h" nogil:
                          size_t seg, const sockaddr *addr,
                          fs_socklen_t addrlen, int flags)
     int fs_wait(fs_sock_t s, int events, int timeout_ms)
+
+    int fs_poller_new(int backend, fs_poller_t **out)
+    void fs_poller_free(fs_poller_t *p)
+    int fs_poller_add(fs_poller_t *p, fs_sock_t s, int events, void *data)
+    int fs_poller_mod(fs_poller_t *p, fs_sock_t s, int events, void *data)
+    int fs_poller_del(fs_poller_t *p, fs_sock_t s)
+    int fs_poller_wait(fs_poller_t *p, fs_pevent_t *out, int max,
+                       int timeout_ms)
+    int fs_poller_wake(fs_poller_t *p)
+    const char *fs_poller_name(const fs_poller_t *p)
 
     int fs_addr_ip(fs_addr_t *a, int family, const char *host, unsigned port,
                    uint32_t flowinfo, uint32_t scope_id)

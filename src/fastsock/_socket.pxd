@@ -1,8 +1,11 @@
 # fastsock._socket: the low-level endpoint over the C shim.
 # Other compiled modules (the stream, the datagram batches) cimport this to
-# reach the descriptor and the retry logic without Python-level dispatch.
+# reach the descriptor, the waits and the buffer pinning without
+# Python-level dispatch.
 from libc.stdint cimport int64_t
 from cpython.buffer cimport Py_buffer
+
+from cpython.object cimport PyObject
 
 from fastsock._shim cimport fs_sock_t, fs_addr_t, fs_buf_t
 
@@ -17,6 +20,39 @@ cdef int raise_oserror(int code) except -1
 cdef int get_read_buffer(object obj, Py_buffer *view) except -1
 cdef int get_write_buffer(object obj, Py_buffer *view) except -1
 
+
+cdef enum:
+    # Pinned buffers of a gathered call live on the caller's stack up to
+    # this count (send_batch's chunk of 64 datagrams fits); more take one
+    # heap block (uvloop does the same).
+    STACK_BUFS = 64
+
+# Pins seq[start .. start + count - 1] (seq a list or tuple; writable
+# buffers if `writable`) into (*views)[i] and points (*bufs)[lead + i] at
+# each; the first `lead` slots of *bufs are left for the caller (a frame
+# header).  *views and *bufs start at the caller's stack arrays of
+# STACK_BUFS views and lead + STACK_BUFS bufs, and move to one heap block
+# for more.  *pinned counts what was pinned, so the caller's
+# `finally: release_views(...)` releases exactly that, also when this
+# raises half-way.  Returns the bytes pinned.
+cdef Py_ssize_t pin_buffers(object seq, Py_ssize_t start, Py_ssize_t count,
+                            bint writable, Py_ssize_t lead,
+                            Py_buffer **views, fs_buf_t **bufs,
+                            Py_ssize_t *pinned) except -1
+# Releases views[0..n-1], and frees them unless they are the stack array.
+cdef void release_views(Py_buffer *views, Py_ssize_t n,
+                        Py_buffer *stack) noexcept
+
+# Milliseconds from now to *deadline for fs_wait(), rounded up and capped
+# at an int; 0 once it has passed.  A *deadline of 0 is started here at
+# now + timeout_ns, so a call that succeeds at once never reads the clock.
+cdef int ms_left(int64_t *deadline, int64_t timeout_ns) noexcept nogil
+
+
+# A new bytes object of `size` bytes to fill in place, and the same shrunk
+# to n bytes (finish_bytes takes over the reference, also when it raises).
+cdef PyObject *alloc_bytes(Py_ssize_t size) except NULL
+cdef object finish_bytes(PyObject *raw, Py_ssize_t n)
 
 # sockaddr -> Python address, as the stdlib makes it.
 cdef object make_address(fs_addr_t *addr)
@@ -50,11 +86,21 @@ cdef class Socket:
 
     # EBADF if closed.
     cdef int check_open(self) except -1
-    # After a call failed with `err`: returns 0 to try again (the signal
-    # handlers ran after EINTR, or the socket became ready for `events`
-    # within the deadline) or raises.  *deadline starts at 0 and is set at
-    # the first wait, so a call that succeeds at once never reads a clock.
-    cdef int retry(self, int err, int events, int64_t *deadline) except -1
+    # close() without the Python-level call (Stream closes its socket so).
+    cdef int close_fd(self) except -1
+    # accept() without the address object and the default timeout: a new
+    # blocking Socket of this class, the peer's sockaddr in *a.
+    cdef Socket accept_socket(self, fs_addr_t *a)
+    # The one wait: until the socket is ready for `events` (returns 0),
+    # for ever if it is blocking, else until *deadline (TimeoutError; see
+    # ms_left); BlockingIOError at once if it is non-blocking.  Signals
+    # run their handlers and the wait goes on (PEP 475).
+    cdef int wait(self, int events, int64_t *deadline) except -1
+    # After a call failed with `err`: returns 0 to try the call again (the
+    # signal handlers ran after EINTR, or wait() saw the socket ready after
+    # EAGAIN with a timeout), or raises the error.
+    cdef int wait_or_raise(self, int err, int events,
+                           int64_t *deadline) except -1
     # Python address -> sockaddr, per this socket's family; returns 0 for a
     # numeric IP address, 1 for a resolved name, 2 for an AF_UNIX path.
     cdef int parse_address(self, object address, fs_addr_t *out) except -1
@@ -71,3 +117,17 @@ cdef class Socket:
     cpdef Py_ssize_t recv_into(self, object buffer, Py_ssize_t nbytes=*,
                                int flags=*) except -1
     cpdef object sendall(self, object data, int flags=*)
+
+
+# A new blocking Socket(family, type) without __init__'s argument parsing
+# and getdefaulttimeout() (for callers that set the timeout themselves).
+cdef Socket new_socket(int family, int type)
+
+
+# Socket.recv_batch() and send_batch() run fastsock._batch's functions,
+# which that module hands over here when it is imported: it cimports this
+# module, so this one imports nothing of it.
+ctypedef int (*recv_batch_fn)(Socket, object, int) except -1
+ctypedef Py_ssize_t (*send_batch_fn)(Socket, object, object) except -1
+cdef int set_batch_functions(recv_batch_fn recv,
+                             send_batch_fn send) except -1

@@ -1,4 +1,3 @@
-# cython: language_level=3
 """The low-level endpoint: a drop-in ``socket.socket`` on the C shim.
 
 Every operation tries the system call first and waits (poll/WSAPoll) only
@@ -19,24 +18,11 @@ from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release,
 from cpython.exc cimport (PyErr_CheckSignals, PyErr_Clear,
                          PyErr_ExceptionMatches)
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from cpython.sequence cimport PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
 from libc.stdint cimport int64_t, uint32_t, INT64_MAX
-from libc.string cimport memcmp, memcpy, memset
+from libc.string cimport memchr, memcmp, memcpy, memset
 
 from fastsock._shim cimport *
-
-cdef extern from "Python.h":
-    ctypedef struct PyObject
-    # The raw forms, for a bytes object filled in place and then shrunk
-    # (_PyBytes_Resize needs the only reference, which an `object` is not).
-    PyObject *new_raw_bytes "PyBytes_FromStringAndSize"(const char *,
-                                                         Py_ssize_t)
-    char *raw_bytes_data "PyBytes_AS_STRING"(PyObject *)
-    int _PyBytes_Resize(PyObject **, Py_ssize_t)
-    void Py_DECREF(PyObject *)
-    object PyUnicode_DecodeFSDefaultAndSize(const char *s, Py_ssize_t size)
-    # Unchecked form: get_write_buffer() looks at the result itself, which
-    # costs less on every receive than a try block.
-    int try_get_buffer "PyObject_GetBuffer"(object, Py_buffer *, int)
 
 if fs_init() < 0:
     raise ImportError("fastsock: the socket library could not be initialised")
@@ -58,10 +44,7 @@ cdef object std_makefile = _stdlib.socket.makefile
 # The longest timeout the stdlib takes: its clock is int64 nanoseconds.
 cdef double TIMEOUT_MAX = 9223372036.0
 
-# Pinned buffers of a gathered call live on the stack up to this count; a
-# longer sequence takes one heap block (uvloop does the same).
 cdef enum:
-    STACK_BUFS = 8
     # fs_addr_ip_info() writes at most INET6_ADDRSTRLEN (46) bytes.
     HOST_MAX = 64
 
@@ -124,7 +107,6 @@ cdef int get_write_buffer(object obj, Py_buffer *view) except -1:
         f"'{type(obj).__name__}'")
 
 
-# Releases views[0..n-1] and the heap block if it is not the stack array.
 cdef void release_views(Py_buffer *views, Py_ssize_t n,
                         Py_buffer *stack) noexcept:
     cdef Py_ssize_t i
@@ -134,35 +116,38 @@ cdef void release_views(Py_buffer *views, Py_ssize_t n,
         PyMem_Free(views)
 
 
-# Pins seq[0..count-1] (writable ones if `writable`) and points bufs at
-# them.  *views and *bufs start at the caller's stack arrays and are moved
-# to one heap block for more than STACK_BUFS buffers; *pinned counts what
-# was pinned, so the caller's `finally: release_views(...)` releases exactly
-# that, also when this raises half-way.
-cdef int pin_buffers(object seq, Py_ssize_t count, bint writable,
-                     Py_buffer **views, fs_buf_t **bufs,
-                     Py_ssize_t *pinned) except -1:
-    cdef Py_ssize_t i
+cdef Py_ssize_t pin_buffers(object seq, Py_ssize_t start, Py_ssize_t count,
+                            bint writable, Py_ssize_t lead,
+                            Py_buffer **views, fs_buf_t **bufs,
+                            Py_ssize_t *pinned) except -1:
+    cdef Py_ssize_t i, total = 0
     cdef Py_buffer *v
     cdef fs_buf_t *b
     if count > STACK_BUFS:
-        v = <Py_buffer *>PyMem_Malloc(
-            count * (sizeof(Py_buffer) + sizeof(fs_buf_t)))
+        v = <Py_buffer *>PyMem_Malloc(count * sizeof(Py_buffer)
+                                      + (lead + count) * sizeof(fs_buf_t))
         if v == NULL:
             raise MemoryError()
         views[0] = v
         bufs[0] = <fs_buf_t *>(v + count)
     v = views[0]
-    b = bufs[0]
+    b = bufs[0] + lead
     for i in range(count):
+        # A list may shrink while a buffer is pinned (__buffer__ can run
+        # Python code): check before each read.
+        if start + i >= PySequence_Fast_GET_SIZE(seq):
+            raise RuntimeError(
+                "the sequence changed size while its buffers were pinned")
+        item = <object>PySequence_Fast_GET_ITEM(seq, start + i)
         if writable:
-            get_write_buffer(seq[i], &v[i])
+            get_write_buffer(item, &v[i])
         else:
-            get_read_buffer(seq[i], &v[i])
+            get_read_buffer(item, &v[i])
         pinned[0] += 1
         b[i].base = <char *>v[i].buf
         b[i].len = v[i].len
-    return 0
+        total += v[i].len
+    return total
 
 
 cdef PyObject *alloc_bytes(Py_ssize_t size) except NULL:
@@ -190,6 +175,19 @@ cdef int64_t timeout_to_ns(double t) noexcept:
         return <int64_t>t
     ns = <int64_t>(t * 1e9)
     return ns + 1 if ns < t * 1e9 or ns == 0 else ns
+
+
+cdef int ms_left(int64_t *deadline, int64_t timeout_ns) noexcept nogil:
+    cdef int64_t now = fs_monotonic_ns(), left
+    if deadline[0] == 0:
+        deadline[0] = now + timeout_ns
+        if deadline[0] < now:       # a timeout of centuries
+            deadline[0] = INT64_MAX
+    left = deadline[0] - now
+    if left <= 0:
+        return 0
+    # Rounded up: a wait that ends early would only wait again.
+    return <int>min((left - 1) // 1000000 + 1, 0x7FFFFFFF)
 
 
 # sendmsg()'s ancillary data as a list of (level, type, data), checked as
@@ -250,16 +248,27 @@ cdef int parse_ip(int family, object address, fs_addr_t *out) except -1:
         flowinfo = address[2]
     if n > 3:
         scope_id = address[3]
+    cdef const char *c_host = NULL
+    cdef Py_ssize_t c_len = 0
     if isinstance(host, str):
-        host = host.encode("idna")
+        if PyUnicode_IS_COMPACT_ASCII(host):
+            # As the stdlib: an ASCII name needs no IDNA codec (a pure
+            # Python one, some 3,000 instructions per connect).
+            c_host = PyUnicode_AsUTF8AndSize(host, &c_len)
+        else:
+            host = host.encode("idna")
     elif isinstance(host, (bytearray, memoryview)):
         host = bytes(host)
     elif not isinstance(host, bytes):
         raise TypeError(
             f"str, bytes or bytearray expected, not {type(host).__name__}")
-    if b"\0" in host:
+    if not isinstance(host, str):
+        c_host = host
+        c_len = len(<bytes>host)
+    # memchr: `b"\0" in host` first tries the bytes as an int and formats
+    # the TypeError it catches (about 2,500 instructions).
+    if memchr(c_host, 0, c_len) != NULL:
         raise TypeError("host name must not contain null character")
-    cdef const char *c_host = host
     r = fs_addr_ip(out, family, c_host, port, flowinfo, scope_id)
     if r == 1:
         # Not numeric: resolve it, as the stdlib does, without the GIL.
@@ -465,31 +474,20 @@ cdef class Socket:
             raise_closed()
         return 0
 
-    cdef int retry(self, int err, int events, int64_t *deadline) except -1:
-        cdef int64_t now, left
+    cdef int wait(self, int events, int64_t *deadline) except -1:
         cdef int ms, w
-        if err == FS_EINTR:
-            PyErr_CheckSignals()
-            return 0
-        if err != FS_EAGAIN or self.timeout_ns <= 0:
-            if self.fd == FS_INVALID_SOCKET:
-                raise_closed()
-            raise_oserror(err)
         while True:
             if self.fd == FS_INVALID_SOCKET:
                 # Closed by another thread, before the wait (poll() would
                 # ignore the -1 and sleep out the timeout) or during it.
                 raise_closed()
-            now = fs_monotonic_ns()
-            if deadline[0] == 0:
-                deadline[0] = now + self.timeout_ns
-                if deadline[0] < now:       # a timeout of centuries
-                    deadline[0] = INT64_MAX
-            left = deadline[0] - now
-            if left <= 0:
-                raise_timeout()
-            # Round up: a wait that ends early would only wait again.
-            ms = <int>min((left + 999999) // 1000000, 0x7FFFFFFF)
+            ms = -1
+            if self.timeout_ns == 0:
+                raise_oserror(FS_EAGAIN)
+            if self.timeout_ns > 0:
+                ms = ms_left(deadline, self.timeout_ns)
+                if ms == 0:
+                    raise_timeout()
             with nogil:
                 w = fs_wait(self.fd, events, ms)
             if w > 0:
@@ -499,6 +497,17 @@ cdef class Socket:
             elif w < 0:
                 raise_oserror(w)
             # 0: the time is up, or poll() woke early; the top decides.
+
+    cdef int wait_or_raise(self, int err, int events,
+                           int64_t *deadline) except -1:
+        if err == FS_EINTR:
+            PyErr_CheckSignals()
+            return 0
+        if err == FS_EAGAIN and self.timeout_ns > 0:
+            return self.wait(events, deadline)
+        if self.fd == FS_INVALID_SOCKET:
+            raise_closed()
+        raise_oserror(err)
 
     cdef int parse_address(self, object address, fs_addr_t *out) except -1:
         if self.family_ == AF_INET or self.family_ == AF_INET6:
@@ -572,13 +581,16 @@ cdef class Socket:
 
     def close(self):
         """Closes the handle (once; later calls do nothing)."""
+        self.close_fd()
+
+    cdef int close_fd(self) except -1:
         cdef fs_sock_t fd = self.fd
         cdef int r
         if self.io_refs > 0:
             self.close_pending = True
-            return
+            return 0
         if fd == FS_INVALID_SOCKET:
-            return
+            return 0
         self.fd = FS_INVALID_SOCKET
         with nogil:
             r = fs_close(fd)
@@ -586,6 +598,7 @@ cdef class Socket:
         # of ours (the stdlib ignores it too).
         if r < 0 and r != FS_ECONNRESET:
             raise_oserror(r)
+        return 0
 
     @classmethod
     def from_socket(cls, sock):
@@ -695,25 +708,15 @@ cdef class Socket:
             PyErr_CheckSignals()
             r = FS_EINPROGRESS
         if r == FS_EINPROGRESS and self.timeout_ns != 0:
-            while True:
-                if self.timeout_ns < 0:
-                    with nogil:
-                        r = fs_wait(self.fd, FS_POLLOUT, -1)
-                    if r == FS_EINTR:
-                        PyErr_CheckSignals()
-                        continue
-                    if r < 0:
-                        break
-                elif raise_errors:
-                    self.retry(FS_EAGAIN, FS_POLLOUT, &deadline)
-                else:
-                    try:
-                        self.retry(FS_EAGAIN, FS_POLLOUT, &deadline)
-                    except TimeoutError:
-                        # The stdlib's connect_ex() says EWOULDBLOCK then.
-                        return -FS_EAGAIN
-                r = fs_connect_result(self.fd)
-                break
+            if raise_errors:
+                self.wait(FS_POLLOUT, &deadline)
+            else:
+                try:
+                    self.wait(FS_POLLOUT, &deadline)
+                except TimeoutError:
+                    # The stdlib's connect_ex() says EWOULDBLOCK then.
+                    return -FS_EAGAIN
+            r = fs_connect_result(self.fd)
         if r < 0:
             if raise_errors:
                 raise_oserror(r)
@@ -731,6 +734,15 @@ cdef class Socket:
     def accept(self):
         """Returns (Socket, address) for the next connection."""
         cdef fs_addr_t a
+        conn = self.accept_socket(&a)
+        # As the stdlib: the new socket takes the default timeout, blocking
+        # unless one is set (fs_accept returns it in blocking mode).
+        default = _stdlib.getdefaulttimeout()
+        if default is not None:
+            (<Socket>conn).set_timeout_value(default)
+        return conn, make_address(&a)
+
+    cdef Socket accept_socket(self, fs_addr_t *a):
         cdef fs_sock_t fd
         cdef int r
         cdef int64_t deadline = 0
@@ -738,21 +750,16 @@ cdef class Socket:
         while True:
             a.len = FS_ADDR_ROOM
             with nogil:
-                r = fs_accept(self.fd, fs_addr_sa(&a), &a.len, &fd)
+                r = fs_accept(self.fd, fs_addr_sa(a), &a.len, &fd)
             if r >= 0:
                 break
-            self.retry(r, FS_POLLIN, &deadline)
+            self.wait_or_raise(r, FS_POLLIN, &deadline)
         cdef Socket conn = Socket.__new__(type(self))
         conn.fd = fd
         conn.family_ = self.family_
         conn.type_ = self.type_
         conn.proto_ = self.proto_
-        # As the stdlib: the new socket takes the default timeout, blocking
-        # unless one is set (fs_accept returns it in blocking mode).
-        default = _stdlib.getdefaulttimeout()
-        if default is not None:
-            conn.set_timeout_value(default)
-        return conn, make_address(&a)
+        return conn
 
     def shutdown(self, int how):
         cdef int r
@@ -855,7 +862,7 @@ cdef class Socket:
                     n = fs_send(self.fd, view.buf, view.len, flags)
                 if n >= 0:
                     return n
-                self.retry(<int>n, FS_POLLOUT, &deadline)
+                self.wait_or_raise(<int>n, FS_POLLOUT, &deadline)
         finally:
             PyBuffer_Release(&view)
 
@@ -882,7 +889,7 @@ cdef class Socket:
                     # handler that raises (Ctrl-C) would never be seen.
                     PyErr_CheckSignals()
                 else:
-                    self.retry(<int>n, FS_POLLOUT, &deadline)
+                    self.wait_or_raise(<int>n, FS_POLLOUT, &deadline)
         finally:
             PyBuffer_Release(&view)
 
@@ -906,7 +913,7 @@ cdef class Socket:
                     n = fs_recv(self.fd, view.buf, nbytes, flags)
                 if n >= 0:
                     return n
-                self.retry(<int>n, FS_POLLIN, &deadline)
+                self.wait_or_raise(<int>n, FS_POLLIN, &deadline)
         finally:
             PyBuffer_Release(&view)
 
@@ -925,7 +932,7 @@ cdef class Socket:
                     n = fs_recv(self.fd, p, bufsize, flags)
                 if n >= 0:
                     break
-                self.retry(<int>n, FS_POLLIN, &deadline)
+                self.wait_or_raise(<int>n, FS_POLLIN, &deadline)
         except BaseException:
             Py_DECREF(raw)
             raise
@@ -960,7 +967,7 @@ cdef class Socket:
                                   fs_addr_sa(&a), a.len)
                 if n >= 0:
                     return n
-                self.retry(<int>n, FS_POLLOUT, &deadline)
+                self.wait_or_raise(<int>n, FS_POLLOUT, &deadline)
         finally:
             PyBuffer_Release(&view)
 
@@ -990,7 +997,7 @@ cdef class Socket:
                                     fs_addr_sa(&a), &a.len)
                 if n >= 0:
                     break
-                self.retry(<int>n, FS_POLLIN, &deadline)
+                self.wait_or_raise(<int>n, FS_POLLIN, &deadline)
         finally:
             PyBuffer_Release(&view)
         return n, self.last_sender(&a)
@@ -1013,7 +1020,7 @@ cdef class Socket:
                                     fs_addr_sa(&a), &a.len)
                 if n >= 0:
                     break
-                self.retry(<int>n, FS_POLLIN, &deadline)
+                self.wait_or_raise(<int>n, FS_POLLIN, &deadline)
         except BaseException:
             Py_DECREF(raw)
             raise
@@ -1037,7 +1044,7 @@ cdef class Socket:
         seq = buffers if isinstance(buffers, (list, tuple)) else list(buffers)
         count = len(seq)
         try:
-            pin_buffers(seq, count, False, &views, &bufs, &pinned)
+            pin_buffers(seq, 0, count, False, 0, &views, &bufs, &pinned)
             cur = bufs
             left = count
             while left > 0:
@@ -1049,7 +1056,7 @@ cdef class Socket:
                     # As in sendall(): a partial send may hide a signal.
                     PyErr_CheckSignals()
                 else:
-                    self.retry(<int>n, FS_POLLOUT, &deadline)
+                    self.wait_or_raise(<int>n, FS_POLLOUT, &deadline)
             return None
         finally:
             release_views(views, pinned, stack_views)
@@ -1080,7 +1087,7 @@ cdef class Socket:
             ap = &a
         items = ancillary_items(ancdata)
         try:
-            pin_buffers(seq, count, False, &views, &bufs, &pinned)
+            pin_buffers(seq, 0, count, False, 0, &views, &bufs, &pinned)
             if items:
                 for lvl, typ, data in items:
                     # Bytes, not items: an array of fds has 4-byte items.
@@ -1104,7 +1111,7 @@ cdef class Socket:
                                    ap.len if ap else 0, control, used, flags)
                 if n >= 0:
                     return n
-                self.retry(<int>n, FS_POLLOUT, &deadline)
+                self.wait_or_raise(<int>n, FS_POLLOUT, &deadline)
         finally:
             release_views(views, pinned, stack_views)
             PyMem_Free(control)
@@ -1135,7 +1142,7 @@ cdef class Socket:
                                    control, &controllen, &msg_flags, flags)
                 if n >= 0:
                     break
-                self.retry(<int>n, FS_POLLIN, &deadline)
+                self.wait_or_raise(<int>n, FS_POLLIN, &deadline)
             ancdata = []
             while fs_cmsg_next(control, controllen, &offset, &lvl, &typ, &data,
                                &dlen):
@@ -1157,7 +1164,7 @@ cdef class Socket:
         if count > IOV_MAX:
             raise OSError(90, "recvmsg_into() takes at most IOV_MAX buffers")
         try:
-            pin_buffers(seq, count, True, &views, &bufs, &pinned)
+            pin_buffers(seq, 0, count, True, 0, &views, &bufs, &pinned)
             return self.recvmsg_impl(bufs, count, ancbufsize, flags)
         finally:
             release_views(views, pinned, stack_views)
@@ -1248,7 +1255,7 @@ cdef class Socket:
                     # descriptor...): as the stdlib, let send() try, and
                     # report what is still wrong then.
                     raise _GiveupOnSendfile(OSError(-n, "sendfile"))
-                self.retry(<int>n, FS_POLLOUT, &deadline)
+                self.wait_or_raise(<int>n, FS_POLLOUT, &deadline)
             return total
         finally:
             if total > 0 and can_seek(file):
@@ -1307,32 +1314,51 @@ cdef class Socket:
     def recv_batch(self, batch, int flags=0):
         """Receives up to len(batch) datagrams into a DatagramBatch (one
         recvmmsg where the OS has it); returns how many arrived."""
-        if batch_recv is None:
-            load_batch()
+        if batch_recv == NULL:
+            raise_batch_missing()
         return batch_recv(self, batch, flags)
 
     def send_batch(self, buffers, address=None):
         """Sends each buffer as one datagram (one sendmmsg where the OS has
         it, one segmented send for a run of one size on UDP under Linux);
         returns how many were sent, fewer only if the rest could not go."""
-        if batch_send is None:
-            load_batch()
+        if batch_send == NULL:
+            raise_batch_missing()
         return batch_send(self, buffers, address)
 
 
-# fastsock._batch cimports this module, so it is imported at first use; its
-# functions are kept here because an import statement per call cost about
-# 1,200 instructions (callgrind), a third of a small recv_batch.
-cdef object batch_recv = None
-cdef object batch_send = None
+cdef Socket new_socket(int family, int type):
+    cdef fs_sock_t fd
+    cdef int r
+    cdef Socket s = Socket.__new__(Socket)
+    # socket() never waits: keeping the GIL saves a release and a take.
+    r = fs_socket(family, type, 0, &fd)
+    if r < 0:
+        raise_oserror(r)
+    s.fd = fd
+    s.family_ = family
+    s.type_ = type
+    return s
 
 
-cdef int load_batch() except -1:
+# fastsock._batch cimports this module and hands its functions over when it
+# is imported (the package imports it), so this module needs no import of
+# it; a direct C call, too, where an import per call cost about 1,200
+# instructions (callgrind), a third of a small recv_batch.
+cdef recv_batch_fn batch_recv = NULL
+cdef send_batch_fn batch_send = NULL
+
+
+cdef int set_batch_functions(recv_batch_fn recv,
+                             send_batch_fn send) except -1:
     global batch_recv, batch_send
-    from fastsock._batch import recv_batch, send_batch
-    batch_recv = recv_batch
-    batch_send = send_batch
+    batch_recv = recv
+    batch_send = send
     return 0
+
+
+cdef int raise_batch_missing() except -1:
+    raise RuntimeError("fastsock._batch is not loaded: import fastsock")
 
 
 _builtin_type = type

@@ -8,6 +8,7 @@ from libc.string cimport memchr, memcmp
 
 cdef enum:
     HEADER = 4          # bytes of a frame header
+    NEWLINE = 10        # b"\n", the end of a line
 
 
 # The length announced by the frame header at p (HEADER bytes).

@@ -59,15 +59,21 @@ cdef class Stream:
     # Close the socket and free the buffers if no call is in progress.
     cdef void finish_close(self) noexcept
     cdef int check_open(self) except -1
+    # __init__'s work once the arguments are checked: take over the open
+    # stream socket s and allocate the read buffer.
+    cdef int attach(self, Socket s, Py_ssize_t buffer_size,
+                    Py_ssize_t max_frame) except -1
 
     # ---- receiving ------------------------------------------------------
     # One receive (recv flags `flags`) into iov[0..count-1] (count is 1 or
     # 2), after sending the pending writes; returns bytes received, 0 at EOF.
     cdef Py_ssize_t receive(self, fs_buf_t *iov, int count, int flags,
                             int64_t *deadline) except -1
-    # Sends pending writes before a read waits; stops early if data arrives
-    # (then *got holds the receive's result): 1 if it received, else 0.
-    cdef int flush_before_read(self, fs_buf_t *iov, int count,
+    # Sends pending writes before a read waits, after the first send of
+    # them stopped on `err`; stops early if data arrives (then *got holds
+    # the receive's result): 1 if it received, else 0.  A broken
+    # connection drops them and leaves its error in write_error.
+    cdef int flush_before_read(self, int err, fs_buf_t *iov, int count,
                                int64_t *deadline, Py_ssize_t *got) except -1
     # Make rbuf able to hold `need` bytes from rpos (compact, grow, or
     # shrink a drained grown buffer); always leaves at least one free byte.
@@ -104,10 +110,16 @@ cdef class Stream:
     cdef object recv_frame_impl(self, bint eof_ok)
 
     # ---- sending -------------------------------------------------------
-    # Send iov[0..count-1] after the pending bytes, as one gathered call
-    # (a loop of them past IOV_MAX); write lock held.  On an exception the
-    # unsent rest is kept in the write buffer, so nothing is lost.
-    cdef int send_gathered(self, fs_buf_t *iov, Py_ssize_t count) except -1
+    # Send v[1..count] after the pending bytes (v[0] is set to them here),
+    # as one gathered call (a loop of them past IOV_MAX); write lock held.
+    # A broken connection drops the pending bytes and raises; on any other
+    # exception (a timeout, a signal) the unsent rest is kept.
+    cdef int send_gathered(self, fs_buf_t *v, Py_ssize_t count) except -1
+    # Put the unsent rest cur[0..left-1] in the write buffer, in order, so
+    # that nothing is lost and flush() sends it; in_wbuf: cur[0] is the
+    # rest of the write buffer itself.
+    cdef int keep_unsent(self, fs_buf_t *cur, size_t left,
+                         bint in_wbuf) except -1
     # Append (small) or gather-send (large) one buffer.
     cdef int write_ptr(self, const char *p, Py_ssize_t n) except -1
     # Allocate the write buffer at the first write; give back a buffer
@@ -123,6 +135,9 @@ cdef class Stream:
     cpdef object readline(self, object limit=*)
     cpdef object recv_frame(self)
     cpdef object send_frame(self, object payload)
+    # send_frame()'s slow path: the payload as a list or tuple of buffers,
+    # pinned, after its header; buffered or sent gathered.
+    cdef int send_frame_parts(self, object seq) except -1
 
 
 cdef class FrameIterator:

@@ -1,4 +1,3 @@
-# cython: language_level=3
 """The file-like endpoint: buffered reads, lines and frames split in C,
 gathered writes.
 
@@ -18,8 +17,6 @@ from cpython.buffer cimport PyBuffer_Release, PyObject_CheckBuffer
 from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_CheckExact,
                             PyBytes_FromStringAndSize, PyBytes_GET_SIZE)
 from cpython.exc cimport PyErr_CheckSignals
-from cpython.object cimport PyObject
-from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.pythread cimport (NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock,
                                PyThread_allocate_lock, PyThread_free_lock,
@@ -28,20 +25,17 @@ from libc.stdint cimport int64_t, uint32_t
 from libc.string cimport memchr, memcmp, memcpy, memmove
 
 from fastsock._shim cimport *
-from fastsock._socket cimport (Socket, get_read_buffer, get_write_buffer,
-                               raise_oserror)
-from fastsock._split cimport HEADER, find_sep, frame_length, put_header
+from fastsock._socket cimport (STACK_BUFS, Socket, alloc_bytes, finish_bytes,
+                               get_read_buffer, get_write_buffer,
+                               make_address, ms_left, new_socket, pin_buffers,
+                               raise_oserror, release_views)
+from fastsock._split cimport (HEADER, NEWLINE, find_sep, frame_length,
+                              put_header)
 
-cdef extern from "Python.h":
-    int _PyBytes_Resize(PyObject **, Py_ssize_t)
-
-from fastsock.errors import (Error, FrameTooLargeError, IncompleteReadError,
-                             LimitOverrunError)
+from fastsock._errors import (Error, FrameTooLargeError, IncompleteReadError,
+                              LimitOverrunError)
 
 cdef enum:
-    # Pinned payload buffers of one send_frame() live on the stack up to
-    # this count; a longer sequence takes one heap block.
-    STACK_BUFS = 8
     # A frame header must fit the buffer with room to spare.
     MIN_BUFFER = 16
     # The largest single read1() result.
@@ -53,11 +47,25 @@ cdef int IOV_MAX = fs_iov_max()
 cdef int MSG_DONTWAIT = getattr(_stdlib, "MSG_DONTWAIT", 0)
 cdef int MSG_WAITALL = getattr(_stdlib, "MSG_WAITALL", 0)
 cdef int SOCK_STREAM = _stdlib.SOCK_STREAM
+cdef int SHUT_WR = _stdlib.SHUT_WR          # SD_SEND on Windows: the same 1
+cdef int SHUT_RDWR = _stdlib.SHUT_RDWR      # SD_BOTH: 2
 cdef uint32_t MAX_HEADER = 0xFFFFFFFF
 
 
 cdef int raise_closed_file() except -1:
     raise ValueError("I/O operation on closed file.")
+
+
+# Stream()'s buffer_size and max_frame, checked before any I/O.
+cdef int check_sizes(Py_ssize_t buffer_size, object max_frame) except -1:
+    if buffer_size < MIN_BUFFER:
+        raise ValueError(f"buffer_size must be at least {MIN_BUFFER}")
+    if not isinstance(max_frame, int):
+        raise TypeError("max_frame must be an int")
+    if not 0 <= max_frame <= MAX_HEADER:
+        raise ValueError("max_frame must be 0 to 2**32 - 1 (the header's "
+                         "range)")
+    return 0
 
 
 # read(n)/read1(n)/readline(n) sizes: None or negative mean "no limit".
@@ -82,6 +90,24 @@ cdef bint broken(BaseException exc):
 cdef inline void copy(void *dst, const void *src, size_t n) noexcept nogil:
     if n:
         memcpy(dst, src, n)
+
+
+# The one send of the stream: cur[0..left-1], in gathered calls of at most
+# IOV_MAX buffers (send() for the last one), until all went or a call
+# failed.  Returns 0 or that call's FS_E* code, with *cur and *left moved
+# past what went.
+cdef inline fs_ssize_t send_iov(fs_sock_t fd, fs_buf_t **cur, size_t *left,
+                                int flags) noexcept nogil:
+    cdef fs_ssize_t n
+    while left[0] > 0:
+        if left[0] == 1:
+            n = fs_send(fd, cur[0][0].base, cur[0][0].len, flags)
+        else:
+            n = fs_sendv(fd, cur[0], min(left[0], <size_t>IOV_MAX), flags)
+        if n < 0:
+            return n
+        fs_bufs_advance(cur, left, n)
+    return 0
 
 
 cdef inline fs_ssize_t recv_iov(fs_sock_t fd, fs_buf_t *iov, int count,
@@ -113,13 +139,7 @@ cdef class Stream:
         cdef Socket s
         if self.sock is not None:
             raise RuntimeError("Stream.__init__ called twice")
-        if buffer_size < MIN_BUFFER:
-            raise ValueError(f"buffer_size must be at least {MIN_BUFFER}")
-        if not isinstance(max_frame, int):
-            raise TypeError("max_frame must be an int")
-        if not 0 <= max_frame <= MAX_HEADER:
-            raise ValueError("max_frame must be 0 to 2**32 - 1 (the header's "
-                             "range)")
+        check_sizes(buffer_size, max_frame)
         if isinstance(sock, Socket):
             s = sock
         elif isinstance(sock, _stdlib.socket):
@@ -132,6 +152,10 @@ cdef class Stream:
         if s.type_ != SOCK_STREAM:
             raise ValueError("a stream (SOCK_STREAM) socket is required")
         s.check_open()
+        self.attach(s, buffer_size, max_frame)
+
+    cdef int attach(self, Socket s, Py_ssize_t buffer_size,
+                    Py_ssize_t max_frame) except -1:
         self.rbuf = <char *>PyMem_Malloc(buffer_size)
         if self.rbuf == NULL:
             raise MemoryError()
@@ -139,6 +163,7 @@ cdef class Stream:
         self.max_frame = self.frame_limit = max_frame
         self.sock = s
         self.closed_ = False
+        return 0
 
     def __dealloc__(self):
         PyMem_Free(self.rbuf)
@@ -223,7 +248,7 @@ cdef class Stream:
         self.rpos = self.rend = self.rcap = 0
         self.wlen = self.wcap = 0
         try:
-            self.sock.close()
+            self.sock.close_fd()
         except BaseException:
             pass
         PyThread_release_lock(self.wlock)
@@ -255,7 +280,7 @@ cdef class Stream:
                 # A call is in progress in another thread: shutting the
                 # socket down makes a blocked receive return and a blocked
                 # send fail; the descriptor is closed when that call ends.
-                fs_shutdown(self.sock.fd, 2)
+                fs_shutdown(self.sock.fd, SHUT_RDWR)
 
     @property
     def closed(self):
@@ -351,28 +376,29 @@ cdef class Stream:
 
     cdef Py_ssize_t receive(self, fs_buf_t *iov, int count, int flags,
                             int64_t *deadline) except -1:
-        cdef fs_ssize_t n = 0, sent = -1
-        cdef Py_ssize_t got = 0, pending = self.wlen
+        cdef fs_ssize_t n = 0, err = 0
+        cdef Py_ssize_t got = 0
         cdef fs_sock_t fd = self.sock.fd
-        cdef int64_t timeout = self.sock.timeout_ns, now
+        cdef int64_t timeout = self.sock.timeout_ns
         cdef int ms = 0, w = 0
         cdef bint tried = False
-        if pending > 0 and self.try_lock_write():
+        cdef fs_buf_t pending
+        cdef fs_buf_t *cur = &pending
+        cdef size_t left = 1
+        if self.wlen > 0 and self.try_lock_write():
             if timeout > 0:
-                now = fs_monotonic_ns()
-                if deadline[0] == 0:
-                    deadline[0] = now + timeout
-                ms = <int>min(max(deadline[0] - now + 999999, 0) // 1000000,
-                              0x7FFFFFFF)
+                ms = ms_left(deadline, timeout)
+            pending.base = self.wbuf
+            pending.len = self.wlen
             # Request/response: the pending bytes go out in one send and
             # the answer is awaited in the same release of the GIL (with a
             # timeout, by a wait first: it cannot be there yet, so a receive
             # tried first would only fail).  The write lock is let go before
             # the wait, so a writer thread is never held up by a reader.
             with nogil:
-                sent = fs_send(fd, self.wbuf, pending,
+                err = send_iov(fd, &cur, &left,
                                MSG_DONTWAIT if timeout < 0 else 0)
-                if sent == pending:
+                if left == 0:
                     # wbusy stays set: a writer running meanwhile takes the
                     # slow path, and the lock orders its append after this.
                     self.wlen = 0
@@ -385,7 +411,7 @@ cdef class Stream:
                         if w > 0:
                             n = recv_iov(fd, iov, count, flags)
                             tried = True
-            if sent == pending:
+            if left == 0:
                 if PyThread_acquire_lock(self.wlock, NOWAIT_LOCK):
                     self.wbusy = False      # else its holder clears it
                     PyThread_release_lock(self.wlock)
@@ -393,10 +419,9 @@ cdef class Stream:
                     PyErr_CheckSignals()
             else:
                 try:
-                    if sent > 0:
-                        self.wlen -= sent
-                        memmove(self.wbuf, self.wbuf + sent, self.wlen)
-                    if self.flush_before_read(iov, count, deadline, &got):
+                    self.keep_unsent(cur, left, True)
+                    if self.flush_before_read(<int>err, iov, count, deadline,
+                                              &got):
                         return got
                 finally:
                     self.unlock_write()
@@ -404,12 +429,12 @@ cdef class Stream:
             if tried:
                 if n >= 0:
                     return n
-                self.sock.retry(<int>n, FS_POLLIN, deadline)
+                self.sock.wait_or_raise(<int>n, FS_POLLIN, deadline)
             with nogil:
                 n = recv_iov(fd, iov, count, flags)
             tried = True
 
-    cdef int flush_before_read(self, fs_buf_t *iov, int count,
+    cdef int flush_before_read(self, int err, fs_buf_t *iov, int count,
                                int64_t *deadline, Py_ssize_t *got) except -1:
         # Never waits for the send alone: if the peer is not reading (its
         # window is full) it may be sending to us, so wait for either
@@ -417,42 +442,37 @@ cdef class Stream:
         cdef fs_ssize_t n
         cdef fs_sock_t fd = self.sock.fd
         cdef int flags = MSG_DONTWAIT if self.sock.timeout_ns < 0 else 0
-        cdef int w
-        while self.wlen > 0:
-            with nogil:
-                n = fs_send(fd, self.wbuf, self.wlen, flags)
-            if n >= 0:
-                self.wlen -= n
-                memmove(self.wbuf, self.wbuf + n, self.wlen)
-                continue
-            if n == FS_EINTR:
+        cdef fs_buf_t pending
+        cdef fs_buf_t *cur
+        cdef size_t left
+        while True:
+            if err == FS_EINTR:
                 PyErr_CheckSignals()
-                continue
-            if n != FS_EAGAIN:
+            elif err != FS_EAGAIN:
                 # The peer is gone; what it sent may still be readable, so
                 # the read goes on and the next write or flush reports it.
-                self.write_error = <int>n
+                self.write_error = err
                 self.wlen = 0
                 return 0
-            with nogil:
-                n = recv_iov(fd, iov, count, flags)
-            if n >= 0:
-                got[0] = n
-                return 1
-            if n == FS_EINTR:
-                PyErr_CheckSignals()
-            elif n != FS_EAGAIN:
-                raise_oserror(<int>n)
-            elif self.sock.timeout_ns >= 0:
-                self.sock.retry(FS_EAGAIN, FS_POLLIN | FS_POLLOUT, deadline)
             else:
                 with nogil:
-                    w = fs_wait(fd, FS_POLLIN | FS_POLLOUT, -1)
-                if w == FS_EINTR:
-                    PyErr_CheckSignals()
-                elif w < 0:
-                    raise_oserror(w)
-        return 0
+                    n = recv_iov(fd, iov, count, flags)
+                if n >= 0:
+                    got[0] = n
+                    return 1
+                if n == FS_EAGAIN:
+                    self.sock.wait(FS_POLLIN | FS_POLLOUT, deadline)
+                else:
+                    self.sock.wait_or_raise(<int>n, FS_POLLIN, deadline)
+            pending.base = self.wbuf
+            pending.len = self.wlen
+            cur = &pending
+            left = 1
+            with nogil:
+                err = <int>send_iov(fd, &cur, &left, flags)
+            self.keep_unsent(cur, left, True)
+            if left == 0:
+                return 0
 
     cdef int make_room(self, Py_ssize_t need) except -1:
         cdef Py_ssize_t have = self.rend - self.rpos
@@ -575,24 +595,16 @@ cdef class Stream:
 
     cdef object read_bytes(self, Py_ssize_t size, bint all, const char *head,
                            Py_ssize_t headlen, int64_t *deadline):
-        cdef PyObject *raw
+        cdef PyObject *raw = alloc_bytes(size)
         cdef Py_ssize_t got
-        result = PyBytes_FromStringAndSize(NULL, size)
-        got = self.read_into(PyBytes_AS_STRING(result), size, all, True,
-                             head, headlen, deadline)
-        if got == size:
-            return result
-        # Short at EOF: shrink in place rather than copy into a new object.
-        # _PyBytes_Resize needs the only reference, so it moves from
-        # `result` to `raw` (which the resize frees if it fails).
-        raw = <PyObject *>result
-        Py_INCREF(result)
-        result = None
-        if _PyBytes_Resize(&raw, got) < 0:
-            raise MemoryError()
-        result = <object>raw
-        Py_XDECREF(raw)
-        return result
+        try:
+            got = self.read_into(raw_bytes_data(raw), size, all, True, head,
+                                 headlen, deadline)
+        except BaseException:
+            Py_DECREF(raw)
+            raise
+        # Short at EOF: shrunk in place rather than copied.
+        return finish_bytes(raw, got)
 
     cdef object take(self, Py_ssize_t n):
         cdef object b = PyBytes_FromStringAndSize(self.rbuf + self.rpos, n)
@@ -724,7 +736,7 @@ cdef class Stream:
         have = self.rend - self.rpos
         if have > 0:
             start = self.rbuf + self.rpos
-            nl = <const char *>memchr(start, 10,
+            nl = <const char *>memchr(start, NEWLINE,
                                       have if lim < 0 else min(have, lim))
             if nl != NULL:
                 return self.take(nl - start + 1)
@@ -811,7 +823,7 @@ cdef class Stream:
         cdef const char *nl
         if have > 0:
             start = self.rbuf + self.rpos
-            nl = <const char *>memchr(start, 10, have)
+            nl = <const char *>memchr(start, NEWLINE, have)
             if nl != NULL:
                 have = nl - start + 1
                 self.rpos += have
@@ -944,66 +956,56 @@ cdef class Stream:
             self.wcap = self.rbase
         return 0
 
-    cdef int send_gathered(self, fs_buf_t *iov, Py_ssize_t count) except -1:
-        cdef fs_buf_t stack[STACK_BUFS + 1]
-        cdef fs_buf_t *v = stack
-        cdef fs_buf_t *cur
-        cdef size_t left
-        cdef fs_ssize_t n = 0
+    cdef int send_gathered(self, fs_buf_t *v, Py_ssize_t count) except -1:
+        cdef fs_buf_t *cur = v
+        cdef size_t left = count + 1
+        cdef fs_ssize_t err
         cdef int64_t deadline = 0
         cdef fs_sock_t fd = self.sock.fd
-        cdef Py_ssize_t i, rest
-        cdef char *p
-        if count + 1 > STACK_BUFS + 1:
-            v = <fs_buf_t *>PyMem_Malloc((count + 1) * sizeof(fs_buf_t))
-            if v == NULL:
-                raise MemoryError()
-        try:
-            v[0].base = self.wbuf
-            v[0].len = self.wlen
-            copy(v + 1, iov, count * sizeof(fs_buf_t))
-            cur = v if self.wlen > 0 else v + 1
-            left = count + 1 if self.wlen > 0 else count
+        v[0].base = self.wbuf
+        v[0].len = self.wlen
+        if self.wlen == 0:
+            cur += 1
+            left -= 1
+        while True:
+            with nogil:
+                err = send_iov(fd, &cur, &left, 0)
+            if left == 0:
+                break
             try:
-                while True:
-                    with nogil:
-                        while left > 0:
-                            n = fs_sendv(fd, cur, min(left, <size_t>IOV_MAX), 0)
-                            if n < 0:
-                                break
-                            fs_bufs_advance(&cur, &left, n)
-                    if left == 0:
-                        break
-                    self.sock.retry(<int>n, FS_POLLOUT, &deadline)
+                self.sock.wait_or_raise(<int>err, FS_POLLOUT, &deadline)
             except BaseException as exc:
                 if broken(exc):
                     self.wlen = 0
                     raise
-                # Keep the unsent rest in the write buffer, in order, so a
-                # timeout or a signal loses nothing: flush() sends it.
-                if cur == v:
-                    memmove(self.wbuf, cur[0].base, cur[0].len)
-                    self.wlen = cur[0].len
-                    cur += 1
-                    left -= 1
-                else:
-                    self.wlen = 0
-                rest = fs_bufs_total(cur, left)
-                if self.wlen + rest > self.wcap:
-                    p = <char *>PyMem_Realloc(self.wbuf, self.wlen + rest)
-                    if p == NULL:
-                        raise MemoryError()
-                    self.wbuf = p
-                    self.wcap = self.wlen + rest
-                for i in range(<Py_ssize_t>left):
-                    copy(self.wbuf + self.wlen, cur[i].base, cur[i].len)
-                    self.wlen += cur[i].len
+                self.keep_unsent(cur, left, cur == v)
                 raise
-            self.wlen = 0
-            self.shrink_wbuf()
-        finally:
-            if v != stack:
-                PyMem_Free(v)
+        self.wlen = 0
+        self.shrink_wbuf()
+        return 0
+
+    cdef int keep_unsent(self, fs_buf_t *cur, size_t left,
+                         bint in_wbuf) except -1:
+        cdef size_t rest, i
+        cdef char *p
+        self.wlen = 0
+        if in_wbuf and left > 0:
+            memmove(self.wbuf, cur[0].base, cur[0].len)
+            self.wlen = cur[0].len
+            cur += 1
+            left -= 1
+        rest = fs_bufs_total(cur, left)
+        if rest == 0:
+            return 0
+        if self.wlen + rest > <size_t>self.wcap:
+            p = <char *>PyMem_Realloc(self.wbuf, self.wlen + rest)
+            if p == NULL:
+                raise MemoryError()
+            self.wbuf = p
+            self.wcap = self.wlen + rest
+        for i in range(left):
+            copy(self.wbuf + self.wlen, cur[i].base, cur[i].len)
+            self.wlen += cur[i].len
         return 0
 
     cdef void shrink_wbuf(self) noexcept:
@@ -1015,7 +1017,7 @@ cdef class Stream:
                 self.wcap = self.rbase
 
     cdef int write_ptr(self, const char *p, Py_ssize_t n) except -1:
-        cdef fs_buf_t iov
+        cdef fs_buf_t v[2]
         self.lock_write()
         try:
             self.raise_write_error()
@@ -1024,18 +1026,19 @@ cdef class Stream:
                 copy(self.wbuf + self.wlen, p, n)
                 self.wlen += n
                 return 0
-            iov.base = <char *>p
-            iov.len = n
-            self.send_gathered(&iov, 1)
+            v[1].base = <char *>p
+            v[1].len = n
+            self.send_gathered(v, 1)
         finally:
             self.unlock_write()
         return 0
 
     cdef int flush_locked(self) except -1:
+        cdef fs_buf_t v[1]
         self.raise_write_error()
         # The pending bytes alone: send_gathered's loop, which also keeps
         # an unsent rest in order on a timeout and shrinks the buffer.
-        return self.send_gathered(NULL, 0)
+        return self.send_gathered(v, 0)
 
     cpdef Py_ssize_t write(self, object b) except -1:
         """Buffers b (a write that would overflow the buffer goes out at
@@ -1089,7 +1092,7 @@ cdef class Stream:
         self.lock_write()
         try:
             self.flush_locked()
-            r = fs_shutdown(self.sock.fd, 1)
+            r = fs_shutdown(self.sock.fd, SHUT_WR)
             if r < 0:
                 raise_oserror(r)
         finally:
@@ -1110,12 +1113,7 @@ cdef class Stream:
         """Buffers one frame: a 4-byte big-endian length, then the payload
         (a buffer, or a sequence of buffers sent as one frame).  Above
         max_frame: FrameTooLargeError, and nothing is sent."""
-        cdef Py_buffer stack_views[STACK_BUFS]
-        cdef fs_buf_t stack_bufs[STACK_BUFS + 1]
-        cdef Py_buffer *views = stack_views
-        cdef fs_buf_t *bufs = stack_bufs
-        cdef Py_ssize_t n, count, pinned = 0, i, total = 0
-        cdef char head[HEADER]
+        cdef Py_ssize_t n
         cdef char *w
         if self.closed_:
             raise_closed_file()
@@ -1128,46 +1126,33 @@ cdef class Stream:
                 copy(w + HEADER, PyBytes_AS_STRING(payload), n)
                 self.wlen += n + HEADER
                 return None
-        if PyObject_CheckBuffer(payload):
-            seq = (payload,)
-        elif isinstance(payload, (list, tuple)):
-            seq = payload
-        elif isinstance(payload, str):
-            raise TypeError("a bytes-like object or a sequence of them is "
-                            "required, not 'str'")
-        else:
-            try:
-                seq = list(payload)
-            except TypeError:
-                raise TypeError(
-                    "a bytes-like object or a sequence of them is required, "
-                    f"not '{type(payload).__name__}'") from None
-        count = len(seq)
-        if count > STACK_BUFS:
-            views = <Py_buffer *>PyMem_Malloc(
-                count * (sizeof(Py_buffer) + sizeof(fs_buf_t)) + sizeof(fs_buf_t))
-            if views == NULL:
-                raise MemoryError()
-            bufs = <fs_buf_t *>(views + count)
+        self.send_frame_parts(frame_parts(payload))
+        return None
+
+    cdef int send_frame_parts(self, object seq) except -1:
+        cdef Py_buffer stack_views[STACK_BUFS]
+        cdef fs_buf_t stack_bufs[STACK_BUFS + 2]
+        cdef Py_buffer *views = stack_views
+        cdef fs_buf_t *bufs = stack_bufs
+        cdef Py_ssize_t count = len(seq), pinned = 0, total, i
+        cdef char head[HEADER]
         try:
-            for i in range(count):
-                get_read_buffer(seq[i], &views[i])
-                pinned += 1
-                bufs[i + 1].base = <char *>views[i].buf
-                bufs[i + 1].len = views[i].len
-                total += views[i].len
+            # bufs[0]: send_gathered's, for the pending bytes; bufs[1]: the
+            # header.
+            total = pin_buffers(seq, 0, count, False, 2, &views, &bufs,
+                                &pinned)
             if total > self.max_frame:
                 raise FrameTooLargeError(
                     f"frame of {total} bytes; max_frame is {self.max_frame}")
             put_header(head, total)
-            bufs[0].base = head
-            bufs[0].len = HEADER
+            bufs[1].base = head
+            bufs[1].len = HEADER
             self.lock_write()
             try:
                 self.raise_write_error()
                 self.alloc_wbuf()
                 if total + HEADER <= self.wcap - self.wlen:
-                    for i in range(count + 1):
+                    for i in range(1, count + 2):
                         copy(self.wbuf + self.wlen, bufs[i].base, bufs[i].len)
                         self.wlen += bufs[i].len
                 else:
@@ -1175,11 +1160,25 @@ cdef class Stream:
             finally:
                 self.unlock_write()
         finally:
-            for i in range(pinned):
-                PyBuffer_Release(&views[i])
-            if views != stack_views:
-                PyMem_Free(views)
-        return None
+            release_views(views, pinned, stack_views)
+        return 0
+
+
+# send_frame()'s payload as a list or tuple of buffers.
+cdef object frame_parts(object payload):
+    if PyObject_CheckBuffer(payload):
+        return (payload,)
+    if isinstance(payload, (list, tuple)):
+        return payload
+    if isinstance(payload, str):
+        raise TypeError("a bytes-like object or a sequence of them is "
+                        "required, not 'str'")
+    try:
+        return list(payload)
+    except TypeError:
+        raise TypeError(
+            "a bytes-like object or a sequence of them is required, "
+            f"not '{type(payload).__name__}'") from None
 
 
 cdef class FrameIterator:
@@ -1216,3 +1215,96 @@ cdef class FrameIterator:
 
 
 io.BufferedIOBase.register(Stream)
+
+
+# ---- connection set-up: the Streams of client.connect() and Listener.accept()
+# One call each, so that the work per connection that C does not do (Python
+# calls, argument parsing, getdefaulttimeout()) stays out of the way.
+
+cdef int AF_INET = _stdlib.AF_INET
+cdef int AF_INET6 = _stdlib.AF_INET6
+cdef int IPPROTO_TCP = _stdlib.IPPROTO_TCP
+cdef int TCP_NODELAY = _stdlib.TCP_NODELAY
+cdef object getdefaulttimeout = _stdlib.getdefaulttimeout
+
+
+cdef int numeric_family(object host) except -1:
+    """AF_INET or AF_INET6 for a numeric address in a str, else 0."""
+    cdef fs_addr_t a
+    cdef Py_ssize_t n
+    cdef const char *c
+    cdef int family
+    if not isinstance(host, str) or not PyUnicode_IS_COMPACT_ASCII(host):
+        return 0
+    c = PyUnicode_AsUTF8AndSize(host, &n)
+    # fs_addr_ip() takes "" and "<broadcast>", which are names to
+    # getaddrinfo(); and an embedded NUL would cut the text short.
+    if n == 0 or c[0] == b'<' or memchr(c, 0, n) != NULL:
+        return 0
+    family = AF_INET6 if memchr(c, b':', n) != NULL else AF_INET
+    return family if fs_addr_ip(&a, family, c, 0, 0, 0) == 0 else 0
+
+
+cdef int set_nodelay(Socket s) except -1:
+    cdef int one = 1
+    cdef int r = fs_setsockopt(s.fd, IPPROTO_TCP, TCP_NODELAY, &one,
+                               sizeof(one))
+    if r < 0:
+        raise_oserror(r)
+    return 0
+
+
+def connect_stream(int family, object address, object timeout, bint nodelay,
+                   object source_address, Py_ssize_t buffer_size,
+                   object max_frame):
+    """client.connect() for one address: a new socket of `family`, its
+    timeout, TCP_NODELAY (TCP only), the source address bound, connect(),
+    and the Stream over it.  With family 0, `address` is a (host, port)
+    pair: a numeric host is connected to as above, and for a name nothing
+    is done and None returned (the caller resolves it)."""
+    check_sizes(buffer_size, max_frame)
+    if family == 0:
+        if type(address) is not tuple or len(address) != 2:
+            return None
+        family = numeric_family(address[0])
+        if family == 0:
+            return None
+    cdef Socket s = new_socket(family, SOCK_STREAM)
+    cdef Stream stream
+    try:
+        if timeout is not None:
+            s.set_timeout_value(timeout)
+        if nodelay and (family == AF_INET or family == AF_INET6):
+            set_nodelay(s)
+        if source_address is not None:
+            s.bind(source_address)
+        s.connect_impl(address, True)
+        stream = Stream.__new__(Stream)
+        stream.attach(s, buffer_size, max_frame)
+        return stream
+    except BaseException:
+        s.close_fd()
+        raise
+
+
+def accept_stream(Socket listener, bint nodelay, Py_ssize_t buffer_size,
+                  object max_frame):
+    """Listener.accept(): the next connection as (Stream, address), with
+    TCP_NODELAY if `nodelay` (a TCP listener).  The stream is blocking, as
+    socket.accept() makes it unless a default timeout is set."""
+    cdef fs_addr_t a
+    cdef Stream stream
+    check_sizes(buffer_size, max_frame)
+    cdef Socket s = listener.accept_socket(&a)
+    try:
+        if nodelay:
+            set_nodelay(s)
+        default = getdefaulttimeout()
+        if default is not None:
+            s.set_timeout_value(default)
+        stream = Stream.__new__(Stream)
+        stream.attach(s, buffer_size, max_frame)
+        return stream, make_address(&a)
+    except BaseException:
+        s.close_fd()
+        raise

@@ -8,9 +8,13 @@ import socket as _stdlib
 import stat
 from typing import Any, Iterator, List, Optional, Tuple, Union
 
+import sys
+
 from fastsock._socket import Socket
 from fastsock._socket import socketpair as _socket_pair
 from fastsock._stream import Stream
+from fastsock._stream import accept_stream as _accept_stream
+from fastsock._stream import connect_stream as _connect_stream
 
 __all__ = ["connect", "listen", "socketpair", "Listener"]
 
@@ -36,9 +40,7 @@ def _split(address: object) -> Tuple[Any, int]:
 
 def _resolve(host: Any, port: int, flags: int = 0) -> List[Tuple[int, Any]]:
     """(family, sockaddr) pairs to try, in getaddrinfo's order.  A numeric
-    host skips getaddrinfo (it costs a few microseconds per connect).  Hosts
-    come back as ASCII bytes: Socket encodes a str host with the (slow, pure
-    Python) idna codec, which a numeric address does not need."""
+    host skips getaddrinfo (it costs a few microseconds)."""
     if isinstance(host, str) and host:
         family = _stdlib.AF_INET6 if ":" in host else _stdlib.AF_INET
         try:
@@ -46,13 +48,16 @@ def _resolve(host: Any, port: int, flags: int = 0) -> List[Tuple[int, Any]]:
         except (OSError, ValueError):
             pass
         else:
-            return [(family, (host.encode("ascii"), port))]
+            return [(family, (host, port))]
     infos = _stdlib.getaddrinfo(host, port, 0, _stdlib.SOCK_STREAM, 0, flags)
-    return [(family, (str(sockaddr[0]).encode("ascii"),) + tuple(sockaddr[1:]))
-            for family, _, _, _, sockaddr in infos]
+    return [(family, sockaddr) for family, _, _, _, sockaddr in infos]
 
 
 _TCP_FAMILIES = (_stdlib.AF_INET, _stdlib.AF_INET6)
+# Linux gives the sockets that a listening socket accepts its TCP_NODELAY
+# (tests/test_client.py checks it): one setsockopt() per listener instead
+# of one per connection.
+_ACCEPT_INHERITS_NODELAY = sys.platform.startswith("linux")
 
 
 def _set_nodelay(sock: Socket, family: Optional[int] = None) -> None:
@@ -72,6 +77,12 @@ def connect(address: Address, *, timeout: Optional[float] = None,
     AF_UNIX path.  `timeout` bounds each connection attempt and stays the
     stream's timeout; `nodelay` sets TCP_NODELAY; `source_address` is
     bound first."""
+    # A numeric (host, port) is connected in one call into C; for a name or
+    # a path it does nothing and returns None.
+    stream = _connect_stream(0, address, timeout, nodelay, source_address,
+                             buffer_size, max_frame)
+    if stream is not None:
+        return stream
     candidates: List[Tuple[int, Any]]
     if _is_unix(address):
         candidates = [(_stdlib.AF_UNIX if _HAS_UNIX else -1, address)]
@@ -80,22 +91,11 @@ def connect(address: Address, *, timeout: Optional[float] = None,
         candidates = _resolve(host, port)
     errors: List[OSError] = []
     for family, sockaddr in candidates:
-        sock = Socket(family, _stdlib.SOCK_STREAM)
         try:
-            if timeout is not None or sock.gettimeout() is not None:
-                sock.settimeout(timeout)    # else one fcntl() saved
-            if nodelay:
-                _set_nodelay(sock, family)
-            if source_address is not None:
-                sock.bind(source_address)
-            sock.connect(sockaddr)
-            return Stream(sock, buffer_size=buffer_size, max_frame=max_frame)
+            return _connect_stream(family, sockaddr, timeout, nodelay,
+                                   source_address, buffer_size, max_frame)
         except OSError as exc:
-            sock.close()
             errors.append(exc)
-        except BaseException:
-            sock.close()
-            raise
     if not errors:
         raise OSError(f"getaddrinfo returned no address for {address!r}")
     # As socket.create_connection: the first failure is the telling one.
@@ -118,22 +118,19 @@ class Listener:
         self._family = int(sock.family)
         self._buffer_size = buffer_size
         self._max_frame = max_frame
-        self._nodelay = nodelay
+        # Whether accept() sets TCP_NODELAY on each connection.
+        self._nodelay = nodelay and self._family in _TCP_FAMILIES
+        if self._nodelay and _ACCEPT_INHERITS_NODELAY:
+            sock.setsockopt(_stdlib.IPPROTO_TCP, _stdlib.TCP_NODELAY, 1)
+            self._nodelay = False
         # (path, device, inode) of a socket file we bound, to remove it at
         # close unless something else replaced it meanwhile.
         self._unix: Optional[Tuple[Any, int, int]] = None
 
     def accept(self) -> Tuple[Stream, Any]:
         """Waits for the next connection: (Stream, peer address)."""
-        conn, address = self._sock.accept()
-        try:
-            if self._nodelay:
-                _set_nodelay(conn, self._family)
-            return Stream(conn, buffer_size=self._buffer_size,
-                          max_frame=self._max_frame), address
-        except BaseException:
-            conn.close()
-            raise
+        return _accept_stream(self._sock, self._nodelay, self._buffer_size,
+                              self._max_frame)
 
     @property
     def address(self) -> Any:

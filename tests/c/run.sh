@@ -10,7 +10,7 @@ CC=${CC:-gcc}
 OUT=tests/c/build
 mkdir -p "$OUT"
 
-CFLAGS=(-std=c11 -Wall -Wextra -Werror -g -O1 -Icsrc)
+CFLAGS=(-std=c11 -Wall -Wextra -Werror -g -O1 -Icsrc -pthread)
 SAN=(-fsanitize=address,undefined -fno-sanitize-recover=undefined)
 
 # The sanitizers need their runtime libraries: probe with a tiny program.

@@ -1,7 +1,8 @@
 /*
  * echo_server.c - the C references for the W6 server benchmark: what a
  * plain C echo server gets on this machine in the two server models.
- * Built by bench/bench_server.py with the system compiler.
+ * Built with the system compiler by fastsock.bench (native.py), for
+ * python -m fastsock.bench and bench/bench_server.py.
  *
  *   echo_server threads   one thread per connection, blocking recv/send:
  *                         the model of fastsock.Server and

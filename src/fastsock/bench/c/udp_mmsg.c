@@ -1,8 +1,8 @@
 /*
  * udp_mmsg.c - the C reference for the datagram benchmark (W5/G6): what a
- * plain C program gets from sendmmsg/recvmmsg on this machine.  Built by
- * bench/bench_datagram.py with the system compiler; it speaks the same
- * small protocol as the Python workers there:
+ * plain C program gets from sendmmsg/recvmmsg on this machine.  Built with
+ * the system compiler by fastsock.bench (native.py); it speaks the same
+ * small protocol as the Python workers of fastsock/bench/datagrams.py:
  *
  *   udp_mmsg recv COUNT
  *       binds 127.0.0.1:0, prints the port, receives until COUNT datagrams

@@ -1,0 +1,163 @@
+"""W7/G8: connection set-up, one connection after another.
+
+Each connection: connect, a 16-byte request, the 16-byte reply, close.  The
+client runs on CPU 0 and is timed; the server, of the same kind, runs in
+its own process on CPU 1.  Four kinds, interleaved A B C D A B C D so drift
+on a shared machine hits all alike:
+
+    c                  plain C client and server (src/fastsock/bench/c/connect.c, -O2)
+    fastsock           fastsock.connect() + Listener.accept(), Streams
+    stdlib             socket.socket() + connect(), socket.accept()
+    create_connection  socket.create_connection(), socket.accept()
+
+The round functions are fastsock.bench.streams.connections() and
+c_connections(),
+which ``python -m fastsock.bench`` runs too.  Rates are connections per
+second; the table gives medians, min-max and the median of the per-round
+ratios.  G8: fastsock >= 0.9x c and >= 1.2x stdlib.
+
+--syscalls counts the system calls per connection of each side of each
+kind with ``strace -ff`` (two runs of different lengths, so start-up and
+set-up cancel out).
+
+    python -m pytest bench/bench_connect.py -s
+    python bench/bench_connect.py [--rounds 7] [--count 3000] [--syscalls]
+"""
+import argparse
+import collections
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+
+from fastsock.bench import native
+from fastsock.bench.streams import c_connections, connections
+
+KINDS = ("c", "fastsock", "stdlib", "create_connection")
+RATIOS = (("fastsock", "c"), ("fastsock", "stdlib"), ("stdlib", "c"),
+          ("fastsock", "create_connection"))
+
+
+def run(kind, count):
+    """Connections per second of one round of `kind`."""
+    ops, seconds = c_connections(count) if kind == "c" else connections(kind, count)
+    return ops / seconds
+
+
+def compare(rounds=5, count=3000, kinds=KINDS, out=print):
+    """Interleaved rounds of each kind: {kind: [rate, ...]} and the
+    medians of the per-round ratios."""
+    exe = native.build("connect") if "c" in kinds else None
+    if exe is None and "c" in kinds:
+        out("no C compiler: the C reference is left out")
+        kinds = tuple(k for k in kinds if k != "c")
+    rates = {kind: [] for kind in kinds}
+    for _ in range(rounds):
+        for kind in kinds:
+            rates[kind].append(run(kind, count))
+    out(f"W7: {count} connections per round, {rounds} interleaved rounds, "
+        f"client on CPU 0, server on CPU 1 (connections/s)")
+    out(f"{'':18} {'median':>9} {'min-max':>17}")
+    for kind, values in rates.items():
+        out(f"{kind:18} {statistics.median(values):9,.0f} "
+            f"{min(values):8,.0f}-{max(values):<8,.0f}")
+    ratios = {}
+    for num, den in RATIOS:
+        if num in rates and den in rates:
+            each = [a / b for a, b in zip(rates[num], rates[den])]
+            ratios[f"{num}/{den}"] = statistics.median(each)
+            out(f"{num} / {den}: {statistics.median(each):.2f}x "
+                f"({min(each):.2f}-{max(each):.2f})")
+    return rates, ratios
+
+
+# ---- system calls per connection --------------------------------------------
+
+CALL = re.compile(r"^(?:\d+ +)?([a-z0-9_]+)\(")
+
+
+def trace(kind, count, exe, folder):
+    """{role: Counter of system calls} of one run of `count` connections
+    under strace -ff; the role of each process is read off its calls."""
+    prefix = os.path.join(folder, f"{kind}-{count}")
+    subprocess.run(["strace", "-ff", "-qq", "-o", prefix, sys.executable,
+                    os.path.abspath(__file__), "--one", kind, str(count)],
+                   check=True, stdout=subprocess.DEVNULL)
+    roles = {}
+    for name in os.listdir(folder):
+        if not name.startswith(f"{kind}-{count}."):
+            continue
+        calls = collections.Counter()
+        with open(os.path.join(folder, name)) as f:
+            for line in f:
+                m = CALL.match(line)
+                if m:
+                    calls[m.group(1)] += 1
+        if calls["accept4"] + calls["accept"] >= count:
+            roles["server"] = calls
+        elif calls["connect"] >= count:
+            roles["client"] = calls
+    return roles
+
+
+def syscalls(count=2000, kinds=KINDS, out=print):
+    """System calls per connection of each side: the difference between a
+    run of 2 * count and one of count connections, divided by count."""
+    exe = native.build("connect") if "c" in kinds else None
+    kinds = tuple(k for k in kinds if k != "c" or exe)
+    result = {}
+    out(f"system calls per connection (strace -ff, runs of {2 * count} "
+        f"minus {count} connections)")
+    for kind in kinds:
+        with tempfile.TemporaryDirectory() as folder:
+            short, long_ = (trace(kind, n, exe, folder) for n in (count, 2 * count))
+        for role in ("client", "server"):
+            diff = long_[role] - short[role]
+            per = {k: v / count for k, v in diff.items() if v / count >= 0.05}
+            result[(kind, role)] = per
+            detail = ", ".join(f"{k} {v:.2g}" for k, v in
+                               sorted(per.items(), key=lambda kv: -kv[1]))
+            out(f"{kind:18} {role:6} {sum(per.values()):5.1f}  {detail}")
+    return result
+
+
+# ---- pytest-benchmark ---------------------------------------------------------
+
+def test_g8_connect(benchmark):
+    """The interleaved comparison above; its table is the result (the time
+    pytest-benchmark shows is that of the whole comparison)."""
+    lines = []
+    rounds = int(os.environ.get("FASTSOCK_BENCH_ROUNDS", "5"))
+    count = int(3000 * float(os.environ.get("FASTSOCK_BENCH_SCALE", "1.0")))
+    rates, ratios = benchmark.pedantic(
+        compare, kwargs={"rounds": rounds, "count": max(count, 100),
+                         "out": lines.append}, rounds=1, iterations=1)
+    print("\n" + "\n".join(lines))
+    benchmark.extra_info.update(
+        {f"{k} conn/s": statistics.median(v) for k, v in rates.items()})
+    benchmark.extra_info.update(ratios)
+    assert {"fastsock", "stdlib"} <= set(rates)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--count", type=int, default=3000)
+    parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--syscalls", action="store_true",
+                        help="count system calls per connection instead")
+    parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        kind, count = args.one
+        run(kind, int(count))
+    elif args.syscalls:
+        syscalls(args.count, tuple(args.kinds.split(",")))
+    else:
+        compare(args.rounds, args.count, tuple(args.kinds.split(",")))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+import sys
+
+from fastsock.bench.cli import main
+
+sys.exit(main())
