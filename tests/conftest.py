@@ -10,9 +10,13 @@ from socket_support import open_fds
 
 
 def pytest_configure(config):
+    # Both kinds run without LeakSanitizer in CI (.ci/run).
     config.addinivalue_line(
         "markers", "strace: runs processes under strace (ptrace), so it "
         "cannot run under LeakSanitizer, which uses ptrace itself")
+    config.addinivalue_line(
+        "markers", "leaky_import: imports a library that leaks at import "
+        "(numpy's ufunc set-up), which LeakSanitizer would report at exit")
 
 
 @pytest.fixture(autouse=True)
