@@ -927,7 +927,10 @@ cdef class EventLoop:
         self.conns.discard(conn)
         self.ended.append((conn, exc))
         if not self.stopping:
-            self.listen_on(True)      # below max_connections again
+            # Below max_connections again, and a descriptor is free for an
+            # accept paused by EMFILE.
+            self.accept_resume = 0
+            self.listen_on(True)
         return 0
 
     cdef int report_ended(self) except -1:

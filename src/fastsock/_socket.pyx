@@ -754,7 +754,11 @@ cdef class Socket:
             if r >= 0:
                 break
             self.wait_or_raise(r, FS_POLLIN, &deadline)
-        cdef Socket conn = Socket.__new__(type(self))
+        cdef Socket conn
+        if type(self) is Socket:
+            conn = Socket.__new__(Socket)   # a direct tp_new, no method call
+        else:
+            conn = Socket.__new__(type(self))
         conn.fd = fd
         conn.family_ = self.family_
         conn.type_ = self.type_

@@ -46,6 +46,8 @@ cdef int IOV_MAX = fs_iov_max()
 # Windows, where a read then flushes pending writes with a blocking send).
 cdef int MSG_DONTWAIT = getattr(_stdlib, "MSG_DONTWAIT", 0)
 cdef int MSG_WAITALL = getattr(_stdlib, "MSG_WAITALL", 0)
+# Linux: more data follows, do not send a partial segment yet.
+cdef int MSG_MORE = getattr(_stdlib, "MSG_MORE", 0)
 cdef int SOCK_STREAM = _stdlib.SOCK_STREAM
 cdef int SHUT_WR = _stdlib.SHUT_WR          # SD_SEND on Windows: the same 1
 cdef int SHUT_RDWR = _stdlib.SHUT_RDWR      # SD_BOTH: 2
@@ -268,7 +270,14 @@ cdef class Stream:
         try:
             if self.wlen > 0 and self.try_lock_write():
                 try:
-                    self.flush_locked()
+                    # MSG_MORE: the kernel holds these last bytes and sends
+                    # them with the FIN of the close below, in one segment
+                    # (8 segments instead of 10 per short connection,
+                    # counted with nstat; one wake-up of the peer less).
+                    # Should the socket outlive this close (its descriptor
+                    # duplicated or inherited), the kernel still sends them,
+                    # after about 200 ms (its probe timer).
+                    self.flush_locked(MSG_MORE)
                 finally:
                     self.wbusy = False
                     PyThread_release_lock(self.wlock)
@@ -956,7 +965,8 @@ cdef class Stream:
             self.wcap = self.rbase
         return 0
 
-    cdef int send_gathered(self, fs_buf_t *v, Py_ssize_t count) except -1:
+    cdef int send_gathered(self, fs_buf_t *v, Py_ssize_t count,
+                           int flags) except -1:
         cdef fs_buf_t *cur = v
         cdef size_t left = count + 1
         cdef fs_ssize_t err
@@ -969,7 +979,7 @@ cdef class Stream:
             left -= 1
         while True:
             with nogil:
-                err = send_iov(fd, &cur, &left, 0)
+                err = send_iov(fd, &cur, &left, flags)
             if left == 0:
                 break
             try:
@@ -1028,17 +1038,17 @@ cdef class Stream:
                 return 0
             v[1].base = <char *>p
             v[1].len = n
-            self.send_gathered(v, 1)
+            self.send_gathered(v, 1, 0)
         finally:
             self.unlock_write()
         return 0
 
-    cdef int flush_locked(self) except -1:
+    cdef int flush_locked(self, int flags) except -1:
         cdef fs_buf_t v[1]
         self.raise_write_error()
         # The pending bytes alone: send_gathered's loop, which also keeps
         # an unsent rest in order on a timeout and shrinks the buffer.
-        return self.send_gathered(v, 0)
+        return self.send_gathered(v, 0, flags)
 
     cpdef Py_ssize_t write(self, object b) except -1:
         """Buffers b (a write that would overflow the buffer goes out at
@@ -1081,7 +1091,7 @@ cdef class Stream:
             return None
         self.lock_write()
         try:
-            self.flush_locked()
+            self.flush_locked(0)
         finally:
             self.unlock_write()
 
@@ -1091,7 +1101,7 @@ cdef class Stream:
         self.check_open()
         self.lock_write()
         try:
-            self.flush_locked()
+            self.flush_locked(0)
             r = fs_shutdown(self.sock.fd, SHUT_WR)
             if r < 0:
                 raise_oserror(r)
@@ -1104,7 +1114,7 @@ cdef class Stream:
         self.check_open()
         self.lock_write()
         try:
-            self.flush_locked()
+            self.flush_locked(0)
             return self.sock.sendfile(file, offset, count)
         finally:
             self.unlock_write()
@@ -1156,7 +1166,7 @@ cdef class Stream:
                         copy(self.wbuf + self.wlen, bufs[i].base, bufs[i].len)
                         self.wlen += bufs[i].len
                 else:
-                    self.send_gathered(bufs, count + 1)
+                    self.send_gathered(bufs, count + 1, 0)
             finally:
                 self.unlock_write()
         finally:
