@@ -1,4 +1,3 @@
-# cython: language_level=3
 """One event loop in C for many stream connections (EventServer's core).
 
 The loop waits on the shim's poller with the GIL released, then, holding

@@ -134,6 +134,70 @@ cdef inline fs_ssize_t recv_iov(fs_sock_t fd, fs_buf_t *iov, int count,
     return fs_recvv(fd, iov, count, flags)
 
 
+# Stream.receive()'s first job, with the write lock taken (it is let go
+# here): send the pending bytes, then receive.  Returns 1 if *n is the
+# result of a receive (bytes, or a negative FS_E* code to handle), 0 if
+# none was tried.  Inline: a request/response pays no extra call.
+cdef inline int send_then_receive(Stream self, fs_buf_t *iov, int count,
+                                  int flags, int64_t *deadline,
+                                  fs_ssize_t *n, bint boundary) except -1:
+    cdef fs_ssize_t err = 0
+    cdef Py_ssize_t got = 0
+    cdef fs_sock_t fd = self.sock.fd
+    cdef int64_t timeout = self.sock.timeout_ns
+    cdef int ms = 0, w = 0
+    cdef bint tried = False
+    cdef fs_buf_t pending
+    # Draining at a boundary (see Stream.drain()): send the pending bytes
+    # but do not wait here; receive()'s loop decides between EOF and a
+    # receive.
+    cdef bint wait = not (boundary and self.draining)
+    if timeout > 0:
+        ms = ms_left(deadline, timeout)
+    pending.base = self.wbuf
+    pending.len = self.wlen
+    # Request/response: the pending bytes go out in one send and the answer
+    # is awaited in the same release of the GIL (with a timeout, by a wait
+    # first: it cannot be there yet, so a receive tried first would only
+    # fail).  The write lock is let go before the wait, so a writer thread
+    # is never held up by a reader.
+    self.idle = boundary and wait
+    with nogil:
+        err = send_one(fd, &pending, MSG_DONTWAIT if timeout < 0 else 0)
+        if pending.len == 0:
+            # wbusy stays set: a writer running meanwhile takes the slow
+            # path, and the lock orders its append after this.
+            self.wlen = 0
+            PyThread_release_lock(self.wlock)
+            if timeout < 0 and wait:
+                n[0] = recv_iov(fd, iov, count, flags)
+                tried = True
+            elif ms > 0 and wait:
+                w = fs_wait(fd, FS_POLLIN, ms)
+                if w > 0:
+                    n[0] = recv_iov(fd, iov, count, flags)
+                    tried = True
+        # Cleared as soon as the receive returns, still without the GIL:
+        # drain() must not take a reader holding the first bytes of a
+        # message for an idle one.
+        self.idle = False
+    if pending.len == 0:
+        if PyThread_acquire_lock(self.wlock, NOWAIT_LOCK):
+            self.wbusy = False      # else its holder clears it
+            PyThread_release_lock(self.wlock)
+        if w == FS_EINTR:
+            PyErr_CheckSignals()
+        return tried
+    try:
+        self.keep_unsent(&pending, 1, True)
+        if self.flush_before_read(<int>err, iov, count, deadline, &got):
+            n[0] = got
+            return 1
+    finally:
+        self.unlock_write()
+    return 0
+
+
 cdef class Stream:
     """A buffered, file-like stream over a connected stream socket.
 
@@ -439,61 +503,12 @@ cdef class Stream:
 
     cdef Py_ssize_t receive(self, fs_buf_t *iov, int count, int flags,
                             int64_t *deadline, bint boundary) except -1:
-        cdef fs_ssize_t n = 0, err = 0
-        cdef Py_ssize_t got = 0
+        cdef fs_ssize_t n = 0
         cdef fs_sock_t fd = self.sock.fd
-        cdef int64_t timeout = self.sock.timeout_ns
-        cdef int ms = 0, w = 0
         cdef bint tried = False
-        cdef fs_buf_t pending
-        # Draining at a boundary: send the pending bytes but do not wait
-        # here; the loop below decides between EOF and a receive.
-        cdef bint wait = not (boundary and self.draining)
         if self.wlen > 0 and self.try_lock_write():
-            if timeout > 0:
-                ms = ms_left(deadline, timeout)
-            pending.base = self.wbuf
-            pending.len = self.wlen
-            # Request/response: the pending bytes go out in one send and
-            # the answer is awaited in the same release of the GIL (with a
-            # timeout, by a wait first: it cannot be there yet, so a receive
-            # tried first would only fail).  The write lock is let go before
-            # the wait, so a writer thread is never held up by a reader.
-            self.idle = boundary and wait
-            with nogil:
-                err = send_one(fd, &pending,
-                               MSG_DONTWAIT if timeout < 0 else 0)
-                if pending.len == 0:
-                    # wbusy stays set: a writer running meanwhile takes the
-                    # slow path, and the lock orders its append after this.
-                    self.wlen = 0
-                    PyThread_release_lock(self.wlock)
-                    if timeout < 0 and wait:
-                        n = recv_iov(fd, iov, count, flags)
-                        tried = True
-                    elif ms > 0 and wait:
-                        w = fs_wait(fd, FS_POLLIN, ms)
-                        if w > 0:
-                            n = recv_iov(fd, iov, count, flags)
-                            tried = True
-                # Cleared as soon as the receive returns, still without the
-                # GIL: drain() must not take a reader holding the first
-                # bytes of a message for an idle one.
-                self.idle = False
-            if pending.len == 0:
-                if PyThread_acquire_lock(self.wlock, NOWAIT_LOCK):
-                    self.wbusy = False      # else its holder clears it
-                    PyThread_release_lock(self.wlock)
-                if w == FS_EINTR:
-                    PyErr_CheckSignals()
-            else:
-                try:
-                    self.keep_unsent(&pending, 1, True)
-                    if self.flush_before_read(<int>err, iov, count, deadline,
-                                              &got):
-                        return got
-                finally:
-                    self.unlock_write()
+            tried = send_then_receive(self, iov, count, flags, deadline, &n,
+                                      boundary)
         while True:
             if tried:
                 if n >= 0:
