@@ -92,7 +92,7 @@ class Server:
         # nothing open.
         if not callable(handler):
             raise TypeError("handler must be callable")
-        _check_int("backlog", backlog, -2**31, 2**31 - 1)
+        check_int("backlog", backlog, -2**31, 2**31 - 1)
         if max_connections is not None:
             check_int("max_connections", max_connections, 1)
         check_stream_options(buffer_size, 0)
