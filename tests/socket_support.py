@@ -3,10 +3,13 @@ class (socket.socket or fastsock.Socket), and the descriptor listing that
 the leak guard in conftest.py uses."""
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import threading
 import time
+
+import pytest
 
 # Every socket a test creates gets this timeout unless the test is about
 # blocking mode, so that a bug fails the test instead of hanging the suite.
@@ -25,6 +28,17 @@ def has_ipv6():
 
 
 HAS_IPV6 = has_ipv6()
+needs_ipv6 = pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback here")
+
+
+def need_tool(command, package=None):
+    """The path of an outside program a test runs; a clear failure (never a
+    skip) when it is missing, naming how to install it."""
+    path = shutil.which(command)
+    spec = command if package in (None, command) else f"{command}={package}"
+    assert path, (f"{command} is missing: sh tests/install_tools.sh {spec} "
+                  f"installs it from Debian's packages (.ci/run does)")
+    return path
 
 
 def open_fds():
