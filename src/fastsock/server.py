@@ -7,7 +7,8 @@ reused for the next one: the hand-off is one put on a C queue
 here runs per byte or per request: the accept is ``Socket.accept`` and the
 handler reads and writes through the C ``Stream``.
 
-Shutdown is graceful, as Go's ``http.Server.Shutdown`` is: stop accepting;
+Shutdown is graceful, as Go's ``http.Server.Shutdown`` is: stop accepting
+(taking what the listen backlog holds, rather than resetting it);
 ``Stream.drain()`` every open connection, which ends at once (with EOF) a
 handler waiting at a message boundary with nothing of the next message
 received, and makes every other handler's next boundary read end the same
@@ -151,6 +152,7 @@ class Server:
         # nothing open.
         if not callable(handler):
             raise TypeError("handler must be callable")
+        _check_int("backlog", backlog, -2**31, 2**31 - 1)
         if max_connections is not None:
             _check_int("max_connections", max_connections, 1)
         _check_stream_options(buffer_size, 0)
@@ -163,6 +165,7 @@ class Server:
         self._max = max_connections
         self._buffer_size = buffer_size
         self._timeout = timeout
+        self._backlog = max(backlog, 1)
         # The accept loop sleeps in select() on the listener and this pair;
         # a byte on it wakes the loop for shutdown or when it paused.
         self._wake_r, self._wake_w = _stdlib.socketpair()
@@ -449,7 +452,9 @@ class Server:
     def shutdown(self, timeout: Optional[float] = None) -> None:
         """Stops the server gracefully and waits for its handlers.
 
-        Stops accepting and closes the listener.  Each open connection is
+        Stops accepting, hands the connections still queued in the
+        listener to handlers (their requests may be there already), and
+        closes the listener.  Each open connection is
         drained (``Stream.drain()``): a handler waiting in a read at a
         message boundary, with nothing of the next message received, gets
         end-of-file at once; every other handler finishes its message and
@@ -468,6 +473,8 @@ class Server:
         me = threading.current_thread()
         if was_serving and self._loop_thread != threading.get_ident():
             self._loop_done.wait()
+        if was_serving:
+            self._take_backlog()
         self._listener.close()        # and removes its AF_UNIX socket file
         mine = 1 if me in self._workers else 0
         with self._cond:
@@ -490,6 +497,20 @@ class Server:
             self._state = _CLOSED
         self._wake_r.close()
         self._wake_w.close()
+
+    def _take_backlog(self) -> None:
+        """Hands the connections still queued in the listener to handlers:
+        closing the listener would reset them, and their clients may have
+        sent a request in full already.  Each handler starts drained (see
+        _serve): it answers a request that is there and ends at once
+        otherwise.  At most one backlog's worth, so a flood cannot hold
+        shutdown here."""
+        for _ in range(self._backlog):
+            try:
+                conn, addr = self._sock.accept()
+            except OSError:
+                return
+            self._dispatch(conn, addr)
 
     def server_close(self) -> None:
         """socketserver's name for closing: the same as shutdown()."""
