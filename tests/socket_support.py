@@ -3,6 +3,7 @@ class (socket.socket or fastsock.Socket), and a descriptor-leak guard."""
 import contextlib
 import gc
 import os
+import shutil
 import signal
 import socket
 import threading
@@ -27,6 +28,17 @@ def has_ipv6():
 
 
 HAS_IPV6 = has_ipv6()
+needs_ipv6 = pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback here")
+
+
+def need_tool(command, package=None):
+    """The path of an outside program a test runs; a clear failure (never a
+    skip) when it is missing, naming how to install it."""
+    path = shutil.which(command)
+    spec = command if package in (None, command) else f"{command}={package}"
+    assert path, (f"{command} is missing: sh tests/install_tools.sh {spec} "
+                  f"installs it from Debian's packages (.ci/run does)")
+    return path
 
 
 def open_fds():

@@ -8,7 +8,6 @@ import mmap
 import os
 import pathlib
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -22,8 +21,8 @@ import pytest
 
 import fastsock
 from fastsock import Socket
-from socket_support import (GUARD, Interrupted, Reader, closing, no_fd_leak,
-                            signal_raises, slow_peer, tcp_pair,
+from socket_support import (GUARD, Interrupted, Reader, closing, need_tool,
+                            no_fd_leak, signal_raises, slow_peer, tcp_pair,
                             times_out_whole)
 
 __all__ = ["no_fd_leak"]    # the autouse fixture, imported to be active
@@ -340,10 +339,7 @@ MARK = re.compile(r'^write\(\d+, "(<<|>>)([^"]*)"')
 def syscalls_between_markers(kind, tmp_path):
     """{label: [system call names]} made by each measured call of CHILD run
     under strace for socket class `kind`."""
-    strace = shutil.which("strace")
-    if strace is None:
-        pytest.fail("strace is not installed (apt-get install strace): it "
-                    "is needed to count system calls for goal G9")
+    strace = need_tool("strace")      # it counts system calls for goal G9
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     out = tmp_path / f"strace-{kind}.txt"

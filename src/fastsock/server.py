@@ -19,28 +19,25 @@ directions.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import logging
 import selectors
 import socket as _stdlib
 import threading
-from _queue import Empty, SimpleQueue
-from typing import Any, Callable, Iterable, Optional, Union
+from queue import Empty, SimpleQueue
+from typing import Any, Callable, Optional
 
 from fastsock._socket import Socket
 from fastsock._stream import Stream
-from fastsock.client import (Address, _check_int, _check_stream_options,
-                             _check_timeout, _is_unix, _set_nodelay, listen)
+from fastsock._allow import Allow, make_filter
+from fastsock._args import (check_int, check_stream_options, check_timeout,
+                            is_unix_address, set_nodelay)
+from fastsock.client import Address, listen
 
 __all__ = ["Server"]
 
 log = logging.getLogger("fastsock")
 
 Handler = Callable[[Stream, Any], object]
-Network = Union[str, ipaddress.IPv4Network, ipaddress.IPv6Network,
-                ipaddress.IPv4Address, ipaddress.IPv6Address,
-                ipaddress.IPv4Interface, ipaddress.IPv6Interface]
-Allow = Union[None, Network, Iterable[Network], Callable[[Any], bool]]
 
 # accept() failures that concern one connection only (it was aborted or
 # hit a network error before we took it: see accept(2), "Error handling"):
@@ -66,63 +63,6 @@ _IDLE_SECONDS = 30.0
 _FORCE_WAIT = 2.0
 
 _NEW, _SERVING, _STOPPING, _CLOSED = range(4)
-
-
-class _Networks:
-    """allow= as a list of networks: admits a peer whose IP is in one."""
-
-    __slots__ = ("v4", "v6")
-
-    def __init__(self, items: Iterable[Network]) -> None:
-        self.v4: list = []
-        self.v6: list = []
-        for item in items:
-            net = _network(item)
-            (self.v4 if net.version == 4 else self.v6).append(net)
-
-    def __call__(self, address: Any) -> bool:
-        host = address[0].partition("%")[0]     # drop an IPv6 scope
-        ip = ipaddress.ip_address(host)
-        if ip.version == 6:
-            if any(ip in net for net in self.v6):
-                return True
-            # A dual-stack socket shows IPv4 peers as ::ffff:a.b.c.d.
-            mapped = ip.ipv4_mapped
-            return mapped is not None and any(mapped in net for net in self.v4)
-        return any(ip in net for net in self.v4)
-
-
-_ONE_NETWORK = (str, ipaddress.IPv4Network, ipaddress.IPv6Network,
-                ipaddress.IPv4Address, ipaddress.IPv6Address)
-
-
-def _network(item: Network) -> Union[ipaddress.IPv4Network, ipaddress.IPv6Network]:
-    if isinstance(item, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
-        return item
-    if isinstance(item, (ipaddress.IPv4Interface, ipaddress.IPv6Interface)):
-        return item.network
-    if isinstance(item, (ipaddress.IPv4Address, ipaddress.IPv6Address, str)):
-        # Strict: "10.0.0.1/8" has host bits set and is refused rather than
-        # silently widened to a network the caller may not have meant.
-        return ipaddress.ip_network(item)
-    raise TypeError(f"allow: expected a network, an address or a string, "
-                    f"got {type(item).__name__}")
-
-
-def _make_filter(allow: Allow, family: int) -> Optional[Callable[[Any], bool]]:
-    if allow is None:
-        return None
-    if callable(allow):
-        return allow
-    if isinstance(allow, _ONE_NETWORK):
-        allow = (allow,)
-    if family not in (_stdlib.AF_INET, _stdlib.AF_INET6):
-        raise ValueError("allow: a network list needs a TCP address")
-    try:
-        items = list(allow)   # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError("allow must be None, networks or a callable") from None
-    return _Networks(items)
 
 
 class Server:
@@ -152,15 +92,15 @@ class Server:
         # nothing open.
         if not callable(handler):
             raise TypeError("handler must be callable")
-        _check_int("backlog", backlog, -2**31, 2**31 - 1)
+        check_int("backlog", backlog, -2**31, 2**31 - 1)
         if max_connections is not None:
-            _check_int("max_connections", max_connections, 1)
-        _check_stream_options(buffer_size, 0)
-        _check_timeout(timeout)
+            check_int("max_connections", max_connections, 1)
+        check_stream_options(buffer_size, 0)
+        check_timeout(timeout)
         if timeout is not None and timeout <= 0:
             # 0 would make each handler's stream non-blocking.
             raise ValueError("timeout must be positive or None")
-        self._allow = _make_filter(allow, -1 if _is_unix(address) else _stdlib.AF_INET)
+        self._allow = make_filter(allow, -1 if is_unix_address(address) else _stdlib.AF_INET)
         self._handler = handler
         self._max = max_connections
         self._buffer_size = buffer_size
@@ -403,7 +343,7 @@ class Server:
             # Replies are small and latency matters (as Listener does).
             # A peer gone already is the handler's to find out.
             try:
-                _set_nodelay(conn, self._family)
+                set_nodelay(conn, self._family)
             except OSError:
                 pass
             if self._timeout is not None:
