@@ -638,6 +638,7 @@ SYSCALL_PROBE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.strace
 @pytest.mark.skipif(sys.platform != "linux", reason="Linux offload")
 @pytest.mark.parametrize("kind, disable, segmented", [
     ("udp", "", True), ("udp", "1", False), ("unix", "", False)])

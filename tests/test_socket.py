@@ -22,10 +22,8 @@ import pytest
 import fastsock
 from fastsock import Socket
 from socket_support import (GUARD, Interrupted, Reader, closing, need_tool,
-                            no_fd_leak, signal_raises, slow_peer, tcp_pair,
+                            signal_raises, slow_peer, tcp_pair,
                             times_out_whole)
-
-__all__ = ["no_fd_leak"]    # the autouse fixture, imported to be active
 
 IOV_MAX = os.sysconf("SC_IOV_MAX")
 
@@ -372,6 +370,7 @@ EXPECTED = {"recv_into": "recvfrom", "send": "sendto",
             "recvfrom_into": "recvfrom", "sendto": "sendto"}
 
 
+@pytest.mark.strace
 def test_one_system_call_per_operation_even_with_timeout(tmp_path):
     """G9: on a ready socket, recv_into/send/recvfrom_into/sendto make
     exactly one system call, with or without a timeout (no poll first)."""
@@ -383,6 +382,7 @@ def test_one_system_call_per_operation_even_with_timeout(tmp_path):
         assert names == [EXPECTED[op]], (label, names)
 
 
+@pytest.mark.strace
 def test_strace_check_sees_the_stdlib_poll(tmp_path):
     """The same measurement on the stdlib finds its poll() before each call
     when a timeout is set: proof that the check above could fail."""

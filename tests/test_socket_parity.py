@@ -17,10 +17,8 @@ import pytest
 
 import fastsock
 from socket_support import (GUARD, Interrupted, Reader, closing, needs_ipv6,
-                            no_fd_leak, on_alarm, signal_raises, slow_peer,
+                            on_alarm, signal_raises, slow_peer,
                             tcp_pair, times_out_whole, udp_pair, unix_pair)
-
-__all__ = ["no_fd_leak"]    # the autouse fixture, imported to be active
 
 FAMILIES = [pytest.param(socket.AF_INET, id="ipv4"),
             pytest.param(socket.AF_INET6, id="ipv6", marks=needs_ipv6)]
