@@ -145,6 +145,8 @@ cdef class EventConnection:
         if n == 0:
             return 0
         if self.wlen + n > self.wcap:
+            self.compact_wbuf()
+        if self.wlen + n > self.wcap:
             cap = max(self.wcap * 2, self.wlen + n, 1024)
             w = <char *>PyMem_Realloc(self.wbuf, cap)
             if w == NULL:
@@ -166,6 +168,24 @@ cdef class EventConnection:
         self.wlen += n
         self.queued += n
         return 0
+
+    cdef void compact_wbuf(self) noexcept:
+        # Copied bytes already sent are at the front of wbuf: when they are
+        # at least half of it, move the rest down, so that wbuf follows
+        # what is queued, not what was ever sent (the queue of a busy
+        # connection may never be empty).
+        cdef Py_ssize_t i, lo = self.wlen
+        for i in range(self.qhead, self.qlen):
+            if not self.q[i].pinned:
+                lo = self.q[i].off
+                break
+        if lo == 0 or lo * 2 < self.wlen:
+            return
+        memmove(self.wbuf, self.wbuf + lo, self.wlen - lo)
+        self.wlen -= lo
+        for i in range(self.qhead, self.qlen):
+            if not self.q[i].pinned:
+                self.q[i].off -= lo
 
     cdef int push_view(self, Py_buffer *view) except -1:
         # Takes over a pinned view: copies a small one (and releases it),
