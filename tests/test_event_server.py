@@ -895,6 +895,19 @@ def test_a_connection_not_made_by_the_loop_refuses_every_method():
         print("ok")
     """)
     assert out.split() == ["ok"]
+    # Nor may a loop be set up twice (its connections would be dropped
+    # while the poller still points at them).
+    with serving(echo) as server:
+        with pytest.raises(RuntimeError):
+            server._loop.__init__(
+                server._listener.socket, echo, framing="frame", on_connect=None,
+                on_close=None, allow=None, buffer_size=64, max_frame=64,
+                max_line=64, high_water=64, low_water=0, max_buffer=64,
+                max_connections=-1, idle_timeout=0.0, nodelay=True,
+                backend="default")
+        with client(server) as sock:
+            sock.sendall(frame(b"still"))
+            assert recv_frame(sock) == b"still"
 
 
 def test_on_close_runs_for_every_connection_when_one_raises_keyboard_interrupt():

@@ -95,7 +95,9 @@ cdef class EventConnection:
     callbacks)."""
 
     def __cinit__(self):
+        # Dead until the loop admits it: one made from Python has no loop.
         self.fd = FS_INVALID_SOCKET
+        self.dead = True
 
     def __dealloc__(self):
         self.release_output()
@@ -113,6 +115,8 @@ cdef class EventConnection:
         return 0
 
     cdef int check_loop_thread(self) except -1:
+        if self.loop is None:
+            raise RuntimeError("this connection has no event loop")
         if (self.loop.loop_thread != 0
                 and PyThread_get_thread_ident() != self.loop.loop_thread):
             raise RuntimeError("only the event loop's thread may call this")
@@ -361,6 +365,8 @@ cdef class EventLoop:
                  Py_ssize_t max_connections, double idle_timeout,
                  bint nodelay, str backend):
         cdef int r
+        if self.poller != NULL or self.rbuf != NULL:
+            raise RuntimeError("the event loop is already initialized")
         if isinstance(framing, bytes):
             self.framing = LINE if framing == b"\n" else DELIM
             self.delim = framing
@@ -590,6 +596,7 @@ cdef class EventLoop:
         conn = EventConnection.__new__(EventConnection)
         conn.loop = self
         conn.fd = fd
+        conn.dead = False
         conn.address_ = address
         r = fs_poller_add(self.poller, fd, FS_POLLIN, <void *>conn)
         if r < 0:
