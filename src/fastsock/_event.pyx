@@ -440,19 +440,31 @@ cdef class EventLoop:
                 self.poll_once()
         finally:
             # Shutdown's time ran out, or the loop raised (Ctrl-C): abort
-            # what is left, and tell the application about each.
-            for conn in list(self.conns):
-                self.end(conn, ConnectionAbortedError(
-                    errno.ECONNABORTED,
-                    "shutdown timed out" if self.stopping else "server stopped"))
-            self.report_ended()
-            self.listen_on(False)
-            self.listener = None
-            self.lfd = FS_INVALID_SOCKET
-            fs_poller_free(self.poller)
-            self.poller = NULL
-            self.running = False
-            self.loop_thread = 0
+            # what is left, and tell the application about each, even if
+            # an on_close raises KeyboardInterrupt (raised after the rest).
+            pending = None
+            try:
+                for conn in list(self.conns):
+                    self.end(conn, ConnectionAbortedError(
+                        errno.ECONNABORTED,
+                        "shutdown timed out" if self.stopping
+                        else "server stopped"))
+                while self.ended:
+                    try:
+                        self.report_ended()
+                    except BaseException as exc:
+                        if pending is None:
+                            pending = exc
+            finally:
+                self.listen_on(False)
+                self.listener = None
+                self.lfd = FS_INVALID_SOCKET
+                fs_poller_free(self.poller)
+                self.poller = NULL
+                self.running = False
+                self.loop_thread = 0
+            if pending is not None:
+                raise pending
 
     def in_loop_thread(self):
         return (self.loop_thread != 0
@@ -959,10 +971,12 @@ cdef class EventLoop:
 
     cdef int report_ended(self) except -1:
         cdef EventConnection conn
+        cdef Py_ssize_t i
         while self.ended:
             ended = self.ended
             self.ended = []
-            for conn, exc in ended:
+            for i in range(len(ended)):
+                conn, exc = ended[i]
                 conn.free_input()
                 if self.on_close is None:
                     continue
@@ -970,6 +984,11 @@ cdef class EventLoop:
                     self.on_close(conn, exc)
                 except Exception:
                     log.exception("on_close raised")
+                except BaseException:
+                    # KeyboardInterrupt ends the loop, whose end reports
+                    # the others: each on_close still runs once.
+                    self.ended[:0] = ended[i + 1:]
+                    raise
         return 0
 
     # ---- idle connections -----------------------------------------------------
