@@ -471,13 +471,15 @@ cdef class EventLoop:
                 and PyThread_get_thread_ident() == self.loop_thread)
 
     def request_stop(self, timeout=None):
-        """Begins a graceful shutdown; any thread, or a callback."""
-        if not self.stop_requested:
-            self.stop_requested = True
-            if timeout is not None:
-                self.stop_deadline = fs_monotonic_ns() + <int64_t>(
-                    max(0.0, timeout) * 1e9)
-            self.wake()
+        """Begins a graceful shutdown; any thread, or a callback.  A
+        later call may only bring the deadline closer."""
+        cdef int64_t deadline
+        if timeout is not None:
+            deadline = fs_monotonic_ns() + <int64_t>(max(0.0, timeout) * 1e9)
+            if self.stop_deadline < 0 or deadline < self.stop_deadline:
+                self.stop_deadline = deadline
+        self.stop_requested = True
+        self.wake()
 
     cdef int wake(self) except -1:
         cdef int r
