@@ -666,7 +666,10 @@ cdef class EventLoop:
         cdef Py_ssize_t used
         cdef bint into_ibuf = conn.ilen > conn.ipos
         if into_ibuf:
-            self.make_room(conn)
+            try:
+                self.make_room(conn)
+            except MemoryError as exc:
+                return self.end(conn, exc)    # this connection only
             n = fs_recv(conn.fd, conn.ibuf + conn.ilen, conn.icap - conn.ilen, 0)
         else:
             n = fs_recv(conn.fd, self.rbuf, self.buffer_size, 0)
@@ -701,7 +704,10 @@ cdef class EventLoop:
         else:
             used = self.split(conn, self.rbuf, n)
             if used < n and not conn.dead:
-                self.keep(conn, self.rbuf + used, n - used)
+                try:
+                    self.keep(conn, self.rbuf + used, n - used)
+                except MemoryError as exc:
+                    self.end(conn, exc)       # this connection only
         return 0
 
     cdef int keep(self, EventConnection conn, const char *p,
