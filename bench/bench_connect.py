@@ -1,9 +1,9 @@
 """W7/G8: connection set-up, one connection after another.
 
 Each connection: connect, a 16-byte request, the 16-byte reply, close.  The
-client runs on CPU 0 and is timed; the server, of the same kind, runs in
-its own process on CPU 1.  Four kinds, interleaved A B C D A B C D so drift
-on a shared machine hits all alike:
+client is timed on one CPU; the server, of the same kind, runs in its own
+process on the other.  Four kinds, interleaved A B C D A B C D so drift on
+a shared machine hits all alike:
 
     c                  plain C client and server (src/fastsock/bench/c/connect.c, -O2)
     fastsock           fastsock.connect() + Listener.accept(), Streams
@@ -11,39 +11,58 @@ on a shared machine hits all alike:
     create_connection  socket.create_connection(), socket.accept()
 
 The round functions are fastsock.bench.streams.connections() and
-c_connections(),
-which ``python -m fastsock.bench`` runs too.  Rates are connections per
-second; the table gives medians, min-max and the median of the per-round
-ratios.  G8: fastsock >= 0.9x c and >= 1.2x stdlib.
+c_connections(), which ``python -m fastsock.bench`` runs too.  Rates are
+connections per second; the table gives medians, min-max and the median of
+the per-round ratios, and the CPU time per connection of both sides
+(what the implementation spends, which a loaded machine blurs less than
+the rate).  G8: fastsock >= 0.9x c and >= 1.2x stdlib.
 
 --syscalls counts the system calls per connection of each side of each
-kind with ``strace -ff`` (two runs of different lengths, so start-up and
-set-up cancel out).
+kind with ``strace -ff``; --instructions counts the user-space
+instructions per connection of each side with callgrind, against the C
+program as the other side.  Both take the difference of two runs of
+different lengths, so start-up and set-up cancel out.
 
     python -m pytest bench/bench_connect.py -s
-    python bench/bench_connect.py [--rounds 7] [--count 3000] [--syscalls]
+    python bench/bench_connect.py [--rounds 7] [--count 3000]
+    python bench/bench_connect.py --syscalls | --instructions
 """
 import argparse
 import collections
 import os
 import re
+import resource
 import statistics
+import socket
 import subprocess
 import sys
 import tempfile
 
+import fastsock
 from fastsock.bench import native
-from fastsock.bench.streams import c_connections, connections
+from fastsock.bench.streams import (MEASURED_CPU, PEER_CPU, c_connections, connections,
+                                    make_connections, serve_connections)
 
 KINDS = ("c", "fastsock", "stdlib", "create_connection")
 RATIOS = (("fastsock", "c"), ("fastsock", "stdlib"), ("stdlib", "c"),
           ("fastsock", "create_connection"))
 
 
+def cpu_seconds():
+    """CPU time, user and system, of this process and its reaped children:
+    both sides of a round, whichever kind (the C client and server are
+    children, a Python server is a forked child)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def run(kind, count):
-    """Connections per second of one round of `kind`."""
+    """(connections per second, CPU microseconds per connection of both
+    sides, start-up of the round included) of one round of `kind`."""
+    cpu = cpu_seconds()
     ops, seconds = c_connections(count) if kind == "c" else connections(kind, count)
-    return ops / seconds
+    return ops / seconds, (cpu_seconds() - cpu) / ops * 1e6
 
 
 def compare(rounds=5, count=3000, kinds=KINDS, out=print):
@@ -54,15 +73,21 @@ def compare(rounds=5, count=3000, kinds=KINDS, out=print):
         out("no C compiler: the C reference is left out")
         kinds = tuple(k for k in kinds if k != "c")
     rates = {kind: [] for kind in kinds}
+    cpu = {kind: [] for kind in kinds}
     for _ in range(rounds):
         for kind in kinds:
-            rates[kind].append(run(kind, count))
+            rate, used = run(kind, count)
+            rates[kind].append(rate)
+            cpu[kind].append(used)
     out(f"W7: {count} connections per round, {rounds} interleaved rounds, "
-        f"client on CPU 0, server on CPU 1 (connections/s)")
-    out(f"{'':18} {'median':>9} {'min-max':>17}")
+        f"client on CPU {MEASURED_CPU}, server on CPU {PEER_CPU}")
+    out(f"{'':18} {'conn/s median':>13} {'min-max':>17}   "
+        f"{'CPU us/conn, both sides (min-max)':>33}")
     for kind, values in rates.items():
-        out(f"{kind:18} {statistics.median(values):9,.0f} "
-            f"{min(values):8,.0f}-{max(values):<8,.0f}")
+        out(f"{kind:18} {statistics.median(values):13,.0f} "
+            f"{min(values):8,.0f}-{max(values):<8,.0f}   "
+            f"{statistics.median(cpu[kind]):14.0f} "
+            f"({min(cpu[kind]):.0f}-{max(cpu[kind]):.0f})")
     ratios = {}
     for num, den in RATIOS:
         if num in rates and den in rates:
@@ -123,6 +148,86 @@ def syscalls(count=2000, kinds=KINDS, out=print):
     return result
 
 
+# ---- user-space instructions per connection ---------------------------------
+
+def one_side(role, kind, count):
+    """Runs the `role` side of `kind` for `count` connections against the
+    C program as the other side (so a trace of this process sees one side)."""
+    exe = native.build("connect")
+    if role == "client":
+        server = subprocess.Popen([exe, "server", str(count)],
+                                  stdout=subprocess.PIPE, text=True)
+        make_connections(kind, ("127.0.0.1", int(server.stdout.readline())), count)
+        server.stdout.close()
+        assert server.wait(timeout=120) == 0
+        return
+    if kind == "fastsock":
+        listener = fastsock.listen(("127.0.0.1", 0))
+        port = listener.address[1]
+    else:
+        listener = socket.create_server(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+    client = subprocess.Popen([exe, "client", str(port), str(count)],
+                              stdout=subprocess.DEVNULL)
+    serve_connections("fastsock" if kind == "fastsock" else "stdlib", listener, count)
+    assert client.wait(timeout=120) == 0
+    listener.close()
+
+
+VALGRIND = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+
+
+def callgrind(role, kind, count):
+    """Instructions that callgrind counts in one run of one side."""
+    if kind != "c":
+        traced = subprocess.Popen(
+            VALGRIND + [os.path.realpath(sys.executable), os.path.abspath(__file__),
+                        "--side", role, kind, str(count)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ, PYTHONHASHSEED="0"))
+        peer = None
+    else:
+        # The C side under callgrind, its peer natively.
+        exe = native.build("connect")
+        if role == "server":
+            traced = subprocess.Popen(VALGRIND + [exe, "server", str(count)],
+                                      stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)
+            port = traced.stdout.readline().strip()
+            peer = subprocess.Popen([exe, "client", port, str(count)],
+                                    stdout=subprocess.DEVNULL)
+        else:
+            peer = subprocess.Popen([exe, "server", str(count)],
+                                    stdout=subprocess.PIPE, text=True)
+            port = peer.stdout.readline().strip()
+            traced = subprocess.Popen(VALGRIND + [exe, "client", port, str(count)],
+                                      stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE, text=True)
+    stderr = traced.communicate(timeout=900)[1]
+    if peer is not None:
+        peer.wait(timeout=120)
+    found = re.search(r"Collected : (\d+)", stderr)
+    if traced.returncode != 0 or not found:
+        raise RuntimeError(f"callgrind failed: {stderr[-500:]}")
+    return int(found.group(1))
+
+
+def instructions(count=300, kinds=KINDS, out=print):
+    """User-space instructions per connection of each side: the difference
+    between a run of 3 * count and one of count connections."""
+    result = {}
+    out(f"user-space instructions per connection (callgrind, runs of "
+        f"{3 * count} minus {count} connections, the other side the C program)")
+    for kind in kinds:
+        for role in ("client", "server"):
+            if kind == "create_connection" and role == "server":
+                continue            # the stdlib server
+            per = (callgrind(role, kind, 3 * count) - callgrind(role, kind, count)) / (2 * count)
+            result[(kind, role)] = per
+            out(f"{kind:18} {role:6} {per:8,.0f}")
+    return result
+
+
 # ---- pytest-benchmark ---------------------------------------------------------
 
 def test_g8_connect(benchmark):
@@ -148,13 +253,21 @@ def main():
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--syscalls", action="store_true",
                         help="count system calls per connection instead")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count user-space instructions per connection instead")
     parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--side", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         kind, count = args.one
         run(kind, int(count))
+    elif args.side:
+        role, kind, count = args.side
+        one_side(role, kind, int(count))
     elif args.syscalls:
         syscalls(args.count, tuple(args.kinds.split(",")))
+    elif args.instructions:
+        instructions(min(args.count, 300), tuple(args.kinds.split(",")))
     else:
         compare(args.rounds, args.count, tuple(args.kinds.split(",")))
 

@@ -450,7 +450,7 @@ const char *fs_gai_strerror(int code);
 
 /* Decodes an AF_INET/AF_INET6 address: the numeric host into host (room
  * for 46 bytes at least), the port, and for IPv6 flowinfo and scope_id.
- * Returns the family, or FS_EINVAL for another family. */
+ * Returns the family, or FS_EINVAL for another family or too little room. */
 int fs_addr_ip_info(const fs_addr_t *a, char *host, size_t hostlen,
                     unsigned *port, uint32_t *flowinfo, uint32_t *scope_id);
 

@@ -128,6 +128,40 @@ def test_connect_refused_raises_the_stdlib_error():
         s.close()
 
 
+def test_connect_checks_sizes_before_connecting():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]           # bound, not listening: refused
+    try:
+        with pytest.raises(ValueError):
+            connect(("127.0.0.1", port), buffer_size=1)
+        with pytest.raises(TypeError):
+            connect(("127.0.0.1", port), max_frame=1.5)
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1\0", "127.0.0.1\0x", b"127.0.0.1\0"])
+def test_host_with_a_nul_is_refused_as_the_stdlib_does(host):
+    for sock in (socket.socket(), fastsock.Socket()):
+        with sock, pytest.raises(TypeError, match="null character"):
+            sock.connect((host, 1))
+    with pytest.raises((TypeError, OSError)):
+        connect((host, 1), timeout=T)
+
+
+@needs_ipv6
+def test_connect_numeric_ipv6():
+    with listen(("::1", 0)) as lst:
+        t = serve_once(lst, echo_line)
+        with connect(("::1", lst.address[1]), timeout=T) as s:
+            assert s.socket.family == socket.AF_INET6
+            assert s.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+            s.write(b"six\n")
+            assert s.readline() == b"SIX\n"
+        t.join(T)
+
+
 def test_connect_unknown_host():
     with pytest.raises(socket.gaierror):
         connect(("no-such-host.invalid", 80), timeout=T)
@@ -199,6 +233,28 @@ def test_listener_accept_gives_streams_with_options():
                 c.flush()
                 s.settimeout(T)
                 assert s.recv_frame() == b"frame"
+
+
+def test_listener_nodelay_false_leaves_nagle_on():
+    with listen(("127.0.0.1", 0), nodelay=False) as lst:
+        with connect(lst.address, timeout=T):
+            s, _ = lst.accept()
+            with s:
+                assert s.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a Linux property")
+def test_accepted_sockets_inherit_nodelay_from_the_listener():
+    # Listener sets TCP_NODELAY once on the listening socket on Linux,
+    # relying on this, instead of once per accepted connection.
+    for value in (1, 0):
+        with socket.create_server(("127.0.0.1", 0)) as lst:
+            lst.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, value)
+            with socket.create_connection(lst.getsockname()):
+                conn, _ = lst.accept()
+                with conn:
+                    assert bool(conn.getsockopt(socket.IPPROTO_TCP,
+                                                socket.TCP_NODELAY)) == bool(value)
 
 
 def test_listener_timeout():

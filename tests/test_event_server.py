@@ -21,6 +21,7 @@ from contextlib import contextmanager
 import pytest
 
 import fastsock
+from socket_support import HAS_IPV6
 
 HOST = "127.0.0.1"
 
@@ -451,11 +452,13 @@ def test_allow_refuses_and_counts():
 
 # ---- back-pressure and fairness -------------------------------------------
 
-def test_a_client_that_stops_reading_is_aborted_at_max_buffer():
+def test_a_client_that_stops_reading_is_throttled_at_high_water():
     ended = []
+    peak = [0]
     big = b"z" * 60000
 
     def on_message(conn, m):
+        peak[0] = max(peak[0], conn.buffered)
         return big                              # 60 kB per small request
 
     with serving(on_message, high_water=1 << 20, low_water=1 << 18,
@@ -463,31 +466,37 @@ def test_a_client_that_stops_reading_is_aborted_at_max_buffer():
                  on_close=lambda c, e: ended.append(e)) as server:
         with client(server) as greedy, client(server) as fine:
             greedy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            # Never reads: requests pile up replies until high_water, then
-            # the server stops reading it; the unread requests stay in the
-            # kernel, and the queue stays bounded.
+            # Never reads: replies pile up to high_water, then the server
+            # stops reading it; the unread requests wait in the kernel.
             greedy.setblocking(False)
-            sent = 0
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline:
                 try:
-                    sent += greedy.send(frame(b"r") * 1000)
+                    greedy.send(frame(b"r") * 1000)
                 except BlockingIOError:
                     break
+            time.sleep(0.2)
             fine.sendall(frame(b"q"))
-            assert recv_frame(fine) == big
+            assert recv_frame(fine) == big      # the others are served
             assert server.connections == 2      # throttled, not aborted
+    # Messages were handled until the queue reached high_water, and none
+    # once it was over (so it never grew past it by more than one reply).
+    assert (1 << 20) - len(big) - 8 <= peak[0] <= 1 << 20
     assert len(ended) == 2
 
 
 def test_queue_over_max_buffer_aborts_that_connection_only():
     ended = []
     done = threading.Event()
+    sent = [0]
 
     def on_message(conn, m):
         if m == b"flood":
+            # A callback that ignores back-pressure: 10 MB to a client that
+            # does not read, with max_buffer at 1 MB.
             for _ in range(100):
-                conn.send(b"w" * 100000)          # 10 MB, max_buffer 1 MB
+                conn.send(b"w" * 100000)
+                sent[0] += 1
         return b"ok"
 
     def on_close(conn, exc):
@@ -504,6 +513,8 @@ def test_queue_over_max_buffer_aborts_that_connection_only():
             assert recv_frame(other) == b"ok"
     assert isinstance(ended[0], fastsock.Error)
     assert "max_buffer" in str(ended[0])
+    # The send past max_buffer ended it; the next one raised.
+    assert sent[0] <= 11
 
 
 def test_one_flooding_client_does_not_starve_63_others():
@@ -667,16 +678,7 @@ def test_unix_socket(tmp_path):
             assert recv_exactly(sock, 6) == b"hello\n"
 
 
-def has_ipv6():
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not has_ipv6(), reason="this machine has no IPv6 loopback")
+@pytest.mark.skipif(not HAS_IPV6, reason="this machine has no IPv6 loopback")
 def test_ipv6_and_dualstack():
     with serving(echo, address=("::1", 0)) as server:
         with socket.create_connection(server.address[:2], timeout=5) as sock:
@@ -768,7 +770,11 @@ def test_ten_thousand_concurrent_connections():
         assert open_now == n
         per_connection = (rss_idle - rss_before) / n
         print(f"server RSS per idle connection: {per_connection:.2f} KiB")
-        assert per_connection < 2.0
+        # The goal is 2 KiB.  Under AddressSanitizer (CI's second run) every
+        # allocation carries redzones and PYTHONMALLOC=malloc: 3.5-3.6 KiB
+        # measured there, so that run gets a looser bound.
+        sanitized = "libasan" in os.environ.get("LD_PRELOAD", "")
+        assert per_connection < (6.0 if sanitized else 2.0)
         server.stdin.write("stop\n")
         server.stdin.flush()
         assert server.stdout.readline().split() == ["0"]
@@ -829,6 +835,67 @@ def test_redis_benchmark_ping_inline_has_no_errors(pipeline):
     assert "rror" not in out.stdout + out.stderr.replace(
         "WARNING: Could not fetch server CONFIG", ""), out.stdout + out.stderr
     assert answered[0] >= 20000
+
+
+EMFILE_SERVER = textwrap.dedent("""
+    import logging, os, resource, sys, fastsock
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(message)s")
+    server = fastsock.EventServer(("127.0.0.1", 0), lambda c, m: m)
+    # Room for 5 accepted connections, no more.
+    used = len(os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (used + 5, 4096))
+    server.start()
+    print(server.address[1], flush=True)
+    sys.stdin.readline()
+    print(server.connections, flush=True)
+    server.shutdown(timeout=5)
+""")
+
+
+def test_out_of_descriptors_pauses_accepting_and_recovers():
+    proc = subprocess.Popen([sys.executable, "-c", EMFILE_SERVER], text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        port = int(proc.stdout.readline())
+        clients = [socket.create_connection((HOST, port), timeout=10)
+                   for _ in range(20)]
+        try:
+            time.sleep(0.3)
+            # The first ones are served while the rest wait in the backlog.
+            served = 0
+            for i, c in enumerate(clients):
+                c.settimeout(0.5)
+                c.sendall(frame(b"%d" % i))
+                try:
+                    assert recv_frame(c) == b"%d" % i
+                    served += 1
+                except socket.timeout:
+                    break
+            assert 1 <= served < 20
+            # As connections end, the waiting ones are accepted and served.
+            for c in clients[:served]:
+                c.close()
+            for i, c in enumerate(clients[served:], served):
+                c.settimeout(10)
+                if i > served:
+                    c.sendall(frame(b"%d" % i))
+                assert recv_frame(c) == b"%d" % i
+                c.close()
+        finally:
+            for c in clients:
+                c.close()
+        out, err = proc.communicate("\n", timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    pauses = err.count("accept: ")
+    # Paused and logged, with a back-off: a loop that retried at once would
+    # log thousands of times.
+    assert 1 <= pauses < 100, err
 
 
 # ---- robustness: memory, ending, errors ------------------------------------

@@ -16,6 +16,10 @@ cdef extern from "Python.h":
     int _PyBytes_Resize(PyObject **, Py_ssize_t)
     void Py_DECREF(PyObject *)
     object PyUnicode_DecodeFSDefaultAndSize(const char *s, Py_ssize_t size)
+    # A str whose characters are all ASCII, stored one byte each: its
+    # UTF-8 form is those bytes (what the stdlib passes as a host name).
+    bint PyUnicode_IS_COMPACT_ASCII(object)
+    const char *PyUnicode_AsUTF8AndSize(object, Py_ssize_t *) except NULL
     int try_get_buffer "PyObject_GetBuffer"(object, Py_buffer *, int)
 
 

@@ -59,6 +59,10 @@ cdef class Stream:
     # Close the socket and free the buffers if no call is in progress.
     cdef void finish_close(self) noexcept
     cdef int check_open(self) except -1
+    # __init__'s work once the arguments are checked: take over the open
+    # stream socket s and allocate the read buffer.
+    cdef int attach(self, Socket s, Py_ssize_t buffer_size,
+                    Py_ssize_t max_frame) except -1
 
     # ---- receiving ------------------------------------------------------
     # One receive (recv flags `flags`) into iov[0..count-1] (count is 1 or
@@ -107,10 +111,12 @@ cdef class Stream:
 
     # ---- sending -------------------------------------------------------
     # Send v[1..count] after the pending bytes (v[0] is set to them here),
-    # as one gathered call (a loop of them past IOV_MAX); write lock held.
-    # A broken connection drops the pending bytes and raises; on any other
-    # exception (a timeout, a signal) the unsent rest is kept.
-    cdef int send_gathered(self, fs_buf_t *v, Py_ssize_t count) except -1
+    # as one gathered call (a loop of them past IOV_MAX) with send flags
+    # `flags`; write lock held.  A broken connection drops the pending
+    # bytes and raises; on any other exception (a timeout, a signal) the
+    # unsent rest is kept.
+    cdef int send_gathered(self, fs_buf_t *v, Py_ssize_t count,
+                           int flags) except -1
     # Put the unsent rest cur[0..left-1] in the write buffer, in order, so
     # that nothing is lost and flush() sends it; in_wbuf: cur[0] is the
     # rest of the write buffer itself.
@@ -122,7 +128,8 @@ cdef class Stream:
     # grown by a timeout once it drains.
     cdef int alloc_wbuf(self) except -1
     cdef void shrink_wbuf(self) noexcept
-    cdef int flush_locked(self) except -1
+    # Send the pending bytes (send flags `flags`); write lock held.
+    cdef int flush_locked(self, int flags) except -1
     cdef int raise_write_error(self) except -1
 
     cpdef Py_ssize_t write(self, object b) except -1

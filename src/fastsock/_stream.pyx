@@ -26,8 +26,9 @@ from libc.string cimport memchr, memcmp, memcpy, memmove
 
 from fastsock._shim cimport *
 from fastsock._socket cimport (STACK_BUFS, Socket, alloc_bytes, finish_bytes,
-                               get_read_buffer, get_write_buffer, ms_left,
-                               pin_buffers, raise_oserror, release_views)
+                               get_read_buffer, get_write_buffer,
+                               make_address, ms_left, new_socket, pin_buffers,
+                               raise_oserror, release_views)
 from fastsock._split cimport (HEADER, NEWLINE, find_sep, frame_length,
                               put_header)
 
@@ -45,6 +46,8 @@ cdef int IOV_MAX = fs_iov_max()
 # Windows, where a read then flushes pending writes with a blocking send).
 cdef int MSG_DONTWAIT = getattr(_stdlib, "MSG_DONTWAIT", 0)
 cdef int MSG_WAITALL = getattr(_stdlib, "MSG_WAITALL", 0)
+# Linux: more data follows, do not send a partial segment yet.
+cdef int MSG_MORE = getattr(_stdlib, "MSG_MORE", 0)
 cdef int SOCK_STREAM = _stdlib.SOCK_STREAM
 cdef int SHUT_WR = _stdlib.SHUT_WR          # SD_SEND on Windows: the same 1
 cdef int SHUT_RDWR = _stdlib.SHUT_RDWR      # SD_BOTH: 2
@@ -53,6 +56,18 @@ cdef uint32_t MAX_HEADER = 0xFFFFFFFF
 
 cdef int raise_closed_file() except -1:
     raise ValueError("I/O operation on closed file.")
+
+
+# Stream()'s buffer_size and max_frame, checked before any I/O.
+cdef int check_sizes(Py_ssize_t buffer_size, object max_frame) except -1:
+    if buffer_size < MIN_BUFFER:
+        raise ValueError(f"buffer_size must be at least {MIN_BUFFER}")
+    if not isinstance(max_frame, int):
+        raise TypeError("max_frame must be an int")
+    if not 0 <= max_frame <= MAX_HEADER:
+        raise ValueError("max_frame must be 0 to 2**32 - 1 (the header's "
+                         "range)")
+    return 0
 
 
 # read(n)/read1(n)/readline(n) sizes: None or negative mean "no limit".
@@ -79,21 +94,36 @@ cdef inline void copy(void *dst, const void *src, size_t n) noexcept nogil:
         memcpy(dst, src, n)
 
 
-# The one send of the stream: cur[0..left-1], in gathered calls of at most
-# IOV_MAX buffers (send() for the last one), until all went or a call
-# failed.  Returns 0 or that call's FS_E* code, with *cur and *left moved
-# past what went.
+# The stream's sends, all of them: send_iov() sends cur[0..left-1] in
+# gathered calls of at most IOV_MAX buffers, and send_one() the last one
+# with send(), until all went or a call failed.  Each returns 0 or that
+# call's FS_E* code, with the vector moved past what went.
+cdef inline fs_ssize_t send_one(fs_sock_t fd, fs_buf_t *b,
+                                int flags) noexcept nogil:
+    cdef fs_ssize_t n
+    while b.len > 0:
+        n = fs_send(fd, b.base, b.len, flags)
+        if n < 0:
+            return n
+        b.base += n
+        b.len -= n
+    return 0
+
+
 cdef inline fs_ssize_t send_iov(fs_sock_t fd, fs_buf_t **cur, size_t *left,
                                 int flags) noexcept nogil:
     cdef fs_ssize_t n
-    while left[0] > 0:
-        if left[0] == 1:
-            n = fs_send(fd, cur[0][0].base, cur[0][0].len, flags)
-        else:
-            n = fs_sendv(fd, cur[0], min(left[0], <size_t>IOV_MAX), flags)
+    while left[0] > 1:
+        n = fs_sendv(fd, cur[0], min(left[0], <size_t>IOV_MAX), flags)
         if n < 0:
             return n
         fs_bufs_advance(cur, left, n)
+    if left[0] == 1:
+        n = send_one(fd, cur[0], flags)
+        if n < 0:
+            return n
+        cur[0] += 1
+        left[0] = 0
     return 0
 
 
@@ -102,6 +132,61 @@ cdef inline fs_ssize_t recv_iov(fs_sock_t fd, fs_buf_t *iov, int count,
     if count == 1:
         return fs_recv(fd, iov[0].base, iov[0].len, flags)
     return fs_recvv(fd, iov, count, flags)
+
+
+# Stream.receive()'s first job, with the write lock taken (it is let go
+# here): send the pending bytes, then receive.  Returns 1 if *n is the
+# result of a receive (bytes, or a negative FS_E* code to handle), 0 if
+# none was tried.  Inline: a request/response pays no extra call.
+cdef inline int send_then_receive(Stream self, fs_buf_t *iov, int count,
+                                  int flags, int64_t *deadline,
+                                  fs_ssize_t *n) except -1:
+    cdef fs_ssize_t err = 0
+    cdef Py_ssize_t got = 0
+    cdef fs_sock_t fd = self.sock.fd
+    cdef int64_t timeout = self.sock.timeout_ns
+    cdef int ms = 0, w = 0
+    cdef bint tried = False
+    cdef fs_buf_t pending
+    if timeout > 0:
+        ms = ms_left(deadline, timeout)
+    pending.base = self.wbuf
+    pending.len = self.wlen
+    # Request/response: the pending bytes go out in one send and the answer
+    # is awaited in the same release of the GIL (with a timeout, by a wait
+    # first: it cannot be there yet, so a receive tried first would only
+    # fail).  The write lock is let go before the wait, so a writer thread
+    # is never held up by a reader.
+    with nogil:
+        err = send_one(fd, &pending, MSG_DONTWAIT if timeout < 0 else 0)
+        if pending.len == 0:
+            # wbusy stays set: a writer running meanwhile takes the slow
+            # path, and the lock orders its append after this.
+            self.wlen = 0
+            PyThread_release_lock(self.wlock)
+            if timeout < 0:
+                n[0] = recv_iov(fd, iov, count, flags)
+                tried = True
+            elif ms > 0:
+                w = fs_wait(fd, FS_POLLIN, ms)
+                if w > 0:
+                    n[0] = recv_iov(fd, iov, count, flags)
+                    tried = True
+    if pending.len == 0:
+        if PyThread_acquire_lock(self.wlock, NOWAIT_LOCK):
+            self.wbusy = False      # else its holder clears it
+            PyThread_release_lock(self.wlock)
+        if w == FS_EINTR:
+            PyErr_CheckSignals()
+        return tried
+    try:
+        self.keep_unsent(&pending, 1, True)
+        if self.flush_before_read(<int>err, iov, count, deadline, &got):
+            n[0] = got
+            return 1
+    finally:
+        self.unlock_write()
+    return 0
 
 
 cdef class Stream:
@@ -126,13 +211,7 @@ cdef class Stream:
         cdef Socket s
         if self.sock is not None:
             raise RuntimeError("Stream.__init__ called twice")
-        if buffer_size < MIN_BUFFER:
-            raise ValueError(f"buffer_size must be at least {MIN_BUFFER}")
-        if not isinstance(max_frame, int):
-            raise TypeError("max_frame must be an int")
-        if not 0 <= max_frame <= MAX_HEADER:
-            raise ValueError("max_frame must be 0 to 2**32 - 1 (the header's "
-                             "range)")
+        check_sizes(buffer_size, max_frame)
         if isinstance(sock, Socket):
             s = sock
         elif isinstance(sock, _stdlib.socket):
@@ -145,6 +224,10 @@ cdef class Stream:
         if s.type_ != SOCK_STREAM:
             raise ValueError("a stream (SOCK_STREAM) socket is required")
         s.check_open()
+        self.attach(s, buffer_size, max_frame)
+
+    cdef int attach(self, Socket s, Py_ssize_t buffer_size,
+                    Py_ssize_t max_frame) except -1:
         self.rbuf = <char *>PyMem_Malloc(buffer_size)
         if self.rbuf == NULL:
             raise MemoryError()
@@ -152,6 +235,7 @@ cdef class Stream:
         self.max_frame = self.frame_limit = max_frame
         self.sock = s
         self.closed_ = False
+        return 0
 
     def __dealloc__(self):
         PyMem_Free(self.rbuf)
@@ -236,7 +320,7 @@ cdef class Stream:
         self.rpos = self.rend = self.rcap = 0
         self.wlen = self.wcap = 0
         try:
-            self.sock.close()
+            self.sock.close_fd()
         except BaseException:
             pass
         PyThread_release_lock(self.wlock)
@@ -256,7 +340,14 @@ cdef class Stream:
         try:
             if self.wlen > 0 and self.try_lock_write():
                 try:
-                    self.flush_locked()
+                    # MSG_MORE: the kernel holds these last bytes and sends
+                    # them with the FIN of the close below, in one segment
+                    # (8 segments instead of 10 per short connection,
+                    # counted with nstat; one wake-up of the peer less).
+                    # Should the socket outlive this close (its descriptor
+                    # duplicated or inherited), the kernel still sends them,
+                    # after about 200 ms (its probe timer).
+                    self.flush_locked(MSG_MORE)
                 finally:
                     self.wbusy = False
                     PyThread_release_lock(self.wlock)
@@ -364,55 +455,11 @@ cdef class Stream:
 
     cdef Py_ssize_t receive(self, fs_buf_t *iov, int count, int flags,
                             int64_t *deadline) except -1:
-        cdef fs_ssize_t n = 0, err = 0
-        cdef Py_ssize_t got = 0
+        cdef fs_ssize_t n = 0
         cdef fs_sock_t fd = self.sock.fd
-        cdef int64_t timeout = self.sock.timeout_ns
-        cdef int ms = 0, w = 0
         cdef bint tried = False
-        cdef fs_buf_t pending
-        cdef fs_buf_t *cur = &pending
-        cdef size_t left = 1
         if self.wlen > 0 and self.try_lock_write():
-            if timeout > 0:
-                ms = ms_left(deadline, timeout)
-            pending.base = self.wbuf
-            pending.len = self.wlen
-            # Request/response: the pending bytes go out in one send and
-            # the answer is awaited in the same release of the GIL (with a
-            # timeout, by a wait first: it cannot be there yet, so a receive
-            # tried first would only fail).  The write lock is let go before
-            # the wait, so a writer thread is never held up by a reader.
-            with nogil:
-                err = send_iov(fd, &cur, &left,
-                               MSG_DONTWAIT if timeout < 0 else 0)
-                if left == 0:
-                    # wbusy stays set: a writer running meanwhile takes the
-                    # slow path, and the lock orders its append after this.
-                    self.wlen = 0
-                    PyThread_release_lock(self.wlock)
-                    if timeout < 0:
-                        n = recv_iov(fd, iov, count, flags)
-                        tried = True
-                    elif ms > 0:
-                        w = fs_wait(fd, FS_POLLIN, ms)
-                        if w > 0:
-                            n = recv_iov(fd, iov, count, flags)
-                            tried = True
-            if left == 0:
-                if PyThread_acquire_lock(self.wlock, NOWAIT_LOCK):
-                    self.wbusy = False      # else its holder clears it
-                    PyThread_release_lock(self.wlock)
-                if w == FS_EINTR:
-                    PyErr_CheckSignals()
-            else:
-                try:
-                    self.keep_unsent(cur, left, True)
-                    if self.flush_before_read(<int>err, iov, count, deadline,
-                                              &got):
-                        return got
-                finally:
-                    self.unlock_write()
+            tried = send_then_receive(self, iov, count, flags, deadline, &n)
         while True:
             if tried:
                 if n >= 0:
@@ -431,8 +478,6 @@ cdef class Stream:
         cdef fs_sock_t fd = self.sock.fd
         cdef int flags = MSG_DONTWAIT if self.sock.timeout_ns < 0 else 0
         cdef fs_buf_t pending
-        cdef fs_buf_t *cur
-        cdef size_t left
         while True:
             if err == FS_EINTR:
                 PyErr_CheckSignals()
@@ -454,12 +499,10 @@ cdef class Stream:
                     self.sock.wait_or_raise(<int>n, FS_POLLIN, deadline)
             pending.base = self.wbuf
             pending.len = self.wlen
-            cur = &pending
-            left = 1
             with nogil:
-                err = <int>send_iov(fd, &cur, &left, flags)
-            self.keep_unsent(cur, left, True)
-            if left == 0:
+                err = <int>send_one(fd, &pending, flags)
+            self.keep_unsent(&pending, 1, True)
+            if pending.len == 0:
                 return 0
 
     cdef int make_room(self, Py_ssize_t need) except -1:
@@ -944,7 +987,8 @@ cdef class Stream:
             self.wcap = self.rbase
         return 0
 
-    cdef int send_gathered(self, fs_buf_t *v, Py_ssize_t count) except -1:
+    cdef int send_gathered(self, fs_buf_t *v, Py_ssize_t count,
+                           int flags) except -1:
         cdef fs_buf_t *cur = v
         cdef size_t left = count + 1
         cdef fs_ssize_t err
@@ -957,7 +1001,7 @@ cdef class Stream:
             left -= 1
         while True:
             with nogil:
-                err = send_iov(fd, &cur, &left, 0)
+                err = send_iov(fd, &cur, &left, flags)
             if left == 0:
                 break
             try:
@@ -1016,17 +1060,17 @@ cdef class Stream:
                 return 0
             v[1].base = <char *>p
             v[1].len = n
-            self.send_gathered(v, 1)
+            self.send_gathered(v, 1, 0)
         finally:
             self.unlock_write()
         return 0
 
-    cdef int flush_locked(self) except -1:
+    cdef int flush_locked(self, int flags) except -1:
         cdef fs_buf_t v[1]
         self.raise_write_error()
         # The pending bytes alone: send_gathered's loop, which also keeps
         # an unsent rest in order on a timeout and shrinks the buffer.
-        return self.send_gathered(v, 0)
+        return self.send_gathered(v, 0, flags)
 
     cpdef Py_ssize_t write(self, object b) except -1:
         """Buffers b (a write that would overflow the buffer goes out at
@@ -1069,7 +1113,7 @@ cdef class Stream:
             return None
         self.lock_write()
         try:
-            self.flush_locked()
+            self.flush_locked(0)
         finally:
             self.unlock_write()
 
@@ -1079,7 +1123,7 @@ cdef class Stream:
         self.check_open()
         self.lock_write()
         try:
-            self.flush_locked()
+            self.flush_locked(0)
             r = fs_shutdown(self.sock.fd, SHUT_WR)
             if r < 0:
                 raise_oserror(r)
@@ -1092,7 +1136,7 @@ cdef class Stream:
         self.check_open()
         self.lock_write()
         try:
-            self.flush_locked()
+            self.flush_locked(0)
             return self.sock.sendfile(file, offset, count)
         finally:
             self.unlock_write()
@@ -1144,7 +1188,7 @@ cdef class Stream:
                         copy(self.wbuf + self.wlen, bufs[i].base, bufs[i].len)
                         self.wlen += bufs[i].len
                 else:
-                    self.send_gathered(bufs, count + 1)
+                    self.send_gathered(bufs, count + 1, 0)
             finally:
                 self.unlock_write()
         finally:
@@ -1203,3 +1247,96 @@ cdef class FrameIterator:
 
 
 io.BufferedIOBase.register(Stream)
+
+
+# ---- connection set-up: the Streams of client.connect() and Listener.accept()
+# One call each, so that the work per connection that C does not do (Python
+# calls, argument parsing, getdefaulttimeout()) stays out of the way.
+
+cdef int AF_INET = _stdlib.AF_INET
+cdef int AF_INET6 = _stdlib.AF_INET6
+cdef int IPPROTO_TCP = _stdlib.IPPROTO_TCP
+cdef int TCP_NODELAY = _stdlib.TCP_NODELAY
+cdef object getdefaulttimeout = _stdlib.getdefaulttimeout
+
+
+cdef int numeric_family(object host) except -1:
+    """AF_INET or AF_INET6 for a numeric address in a str, else 0."""
+    cdef fs_addr_t a
+    cdef Py_ssize_t n
+    cdef const char *c
+    cdef int family
+    if not isinstance(host, str) or not PyUnicode_IS_COMPACT_ASCII(host):
+        return 0
+    c = PyUnicode_AsUTF8AndSize(host, &n)
+    # fs_addr_ip() takes "" and "<broadcast>", which are names to
+    # getaddrinfo(); and an embedded NUL would cut the text short.
+    if n == 0 or c[0] == b'<' or memchr(c, 0, n) != NULL:
+        return 0
+    family = AF_INET6 if memchr(c, b':', n) != NULL else AF_INET
+    return family if fs_addr_ip(&a, family, c, 0, 0, 0) == 0 else 0
+
+
+cdef int set_nodelay(Socket s) except -1:
+    cdef int one = 1
+    cdef int r = fs_setsockopt(s.fd, IPPROTO_TCP, TCP_NODELAY, &one,
+                               sizeof(one))
+    if r < 0:
+        raise_oserror(r)
+    return 0
+
+
+def connect_stream(int family, object address, object timeout, bint nodelay,
+                   object source_address, Py_ssize_t buffer_size,
+                   object max_frame):
+    """client.connect() for one address: a new socket of `family`, its
+    timeout, TCP_NODELAY (TCP only), the source address bound, connect(),
+    and the Stream over it.  With family 0, `address` is a (host, port)
+    pair: a numeric host is connected to as above, and for a name nothing
+    is done and None returned (the caller resolves it)."""
+    check_sizes(buffer_size, max_frame)
+    if family == 0:
+        if type(address) is not tuple or len(address) != 2:
+            return None
+        family = numeric_family(address[0])
+        if family == 0:
+            return None
+    cdef Socket s = new_socket(family, SOCK_STREAM)
+    cdef Stream stream
+    try:
+        if timeout is not None:
+            s.set_timeout_value(timeout)
+        if nodelay and (family == AF_INET or family == AF_INET6):
+            set_nodelay(s)
+        if source_address is not None:
+            s.bind(source_address)
+        s.connect_impl(address, True)
+        stream = Stream.__new__(Stream)
+        stream.attach(s, buffer_size, max_frame)
+        return stream
+    except BaseException:
+        s.close_fd()
+        raise
+
+
+def accept_stream(Socket listener, bint nodelay, Py_ssize_t buffer_size,
+                  object max_frame):
+    """Listener.accept(): the next connection as (Stream, address), with
+    TCP_NODELAY if `nodelay` (a TCP listener).  The stream is blocking, as
+    socket.accept() makes it unless a default timeout is set."""
+    cdef fs_addr_t a
+    cdef Stream stream
+    check_sizes(buffer_size, max_frame)
+    cdef Socket s = listener.accept_socket(&a)
+    try:
+        if nodelay:
+            set_nodelay(s)
+        default = getdefaulttimeout()
+        if default is not None:
+            s.set_timeout_value(default)
+        stream = Stream.__new__(Stream)
+        stream.attach(s, buffer_size, max_frame)
+        return stream, make_address(&a)
+    except BaseException:
+        s.close_fd()
+        raise

@@ -1174,6 +1174,8 @@ static void test_addresses(void)
     const char *path;
     unsigned port = 0;
     uint32_t fi = 0, sc = 0;
+    static const char *const dotted[] = {"10.0.199.9", "1.100.20.250"};
+    size_t i;
 
     BEGIN("fs_addr_ip, fs_addr_ip_info, fs_resolve, fs_addr_unix");
     CHECK_EQ(fs_addr_ip(&a, AF_INET, "127.0.0.1", 8080, 0, 0), 0);
@@ -1188,6 +1190,13 @@ static void test_addresses(void)
     CHECK_EQ(fs_addr_ip(&a, AF_INET, "<broadcast>", 1, 0, 0), 0);
     fs_addr_ip_info(&a, host, sizeof(host), &port, &fi, &sc);
     CHECK(strcmp(host, "255.255.255.255") == 0);
+    /* Every digit count in each position, as inet_ntop() writes them. */
+    for (i = 0; i < sizeof(dotted) / sizeof(dotted[0]); i++) {
+        CHECK_EQ(fs_addr_ip(&a, AF_INET, dotted[i], 1, 0, 0), 0);
+        fs_addr_ip_info(&a, host, sizeof(host), &port, &fi, &sc);
+        CHECK(strcmp(host, dotted[i]) == 0);
+    }
+    CHECK_EQ(fs_addr_ip_info(&a, host, 15, &port, &fi, &sc), FS_EINVAL);
     CHECK_EQ(fs_addr_ip(&a, AF_INET, "localhost", 1, 0, 0), 1);
     CHECK_EQ(fs_addr_ip(&a, AF_INET, "::1", 1, 0, 0), 1);
     CHECK_EQ(fs_addr_ip(&a, AF_UNIX, "x", 1, 0, 0), FS_EINVAL);

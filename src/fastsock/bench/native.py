@@ -61,7 +61,7 @@ def build(name: str) -> Optional[str]:
             except OSError as e:
                 failed = str(e)
             if failed is not None:
-                _errors.append(f"{name}.c did not build with {cc}: {failed}")
+                _errors.append(f"{name}.c did not build with {cc} ({failed}): left out")
                 path = None
             else:
                 os.replace(tmp, path)

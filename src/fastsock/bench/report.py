@@ -16,22 +16,26 @@ def spread(values: Sequence[float]) -> Dict[str, float]:
 
 
 def paired(runs: Dict[str, List[Dict[str, float]]], side: str,
-           against: Sequence[str]) -> Optional[List[float]]:
-    """Per round: side's rate / the best rate of `against` in that round;
-    None when a side was not measured."""
+           against: Sequence[str], metric: str = "rate") -> Optional[List[float]]:
+    """Per round: side's rate / the best rate of `against` in that round
+    (for "p99_us", a latency: the best of theirs / side's); None when a
+    side was not measured."""
     if side not in runs or not all(a in runs for a in against):
         return None
-    return [mine["rate"] / max(runs[a][i]["rate"] for a in against)
+    if metric == "rate":
+        return [mine["rate"] / max(runs[a][i]["rate"] for a in against)
+                for i, mine in enumerate(runs[side])]
+    return [min(runs[a][i][metric] for a in against) / mine[metric]
             for i, mine in enumerate(runs[side])]
 
 
 def _goal(goal: Goal, runs: Runs, g9: Dict[str, Optional[float]]) -> Dict[str, Any]:
     checks = []
     for check in goal.checks:
-        ratios = paired(runs.get(check.workload, {}), check.side, check.against)
+        ratios = paired(runs.get(check.workload, {}), check.side, check.against, check.metric)
         entry: Dict[str, Any] = {"workload": check.workload, "side": check.side,
                                  "against": list(check.against), "goal": check.goal,
-                                 "ratio": None, "met": None}
+                                 "metric": check.metric, "ratio": None, "met": None}
         if ratios:
             entry["ratio"] = spread(ratios)
             entry["per_round"] = ratios
@@ -51,8 +55,7 @@ def _goal(goal: Goal, runs: Runs, g9: Dict[str, Optional[float]]) -> Dict[str, A
         status = "met where measured"
     else:
         status = "met"
-    return {"id": goal.id, "text": goal.text, "status": status, "checks": checks,
-            "unmeasured": goal.unmeasured}
+    return {"id": goal.id, "text": goal.text, "status": status, "checks": checks}
 
 
 def build(info: Dict[str, Any], plan: List[Workload], runs: Runs, rounds: int, quick: bool,
@@ -64,9 +67,9 @@ def build(info: Dict[str, Any], plan: List[Workload], runs: Runs, rounds: int, q
             figures = runs[w.id][side.key]
             entry: Dict[str, Any] = {"key": side.key, "label": side.label, "runs": figures,
                                      "rate": spread([f["rate"] for f in figures])}
-            ratios = paired(runs[w.id], side.key, ("stdlib",))
+            ratios = paired(runs[w.id], side.key, (side.versus,))
             if ratios and side.key != "stdlib":
-                entry["vs_stdlib"] = dict(spread(ratios), per_round=ratios)
+                entry["ratio"] = dict(spread(ratios), versus=side.versus, per_round=ratios)
             sides.append(entry)
         workloads.append({"id": w.id, "title": w.title, "unit": w.unit,
                           "per_run": w.quick_n if quick else w.n, "notes": w.notes,
@@ -95,12 +98,14 @@ How to read this:
   rate      the median of the {rounds} runs of that side, in the unit on the
             workload's line; (min-max) of those runs beside it.
   x stdlib  for each round, this side's rate divided by the stdlib rate of the
-            same round (the first side); the median of those per-round ratios,
-            with their min-max.  Rounds are seconds apart and share the
+            same round (the first side; stdlib-timeout for fastsock-timeout);
+            the median of those per-round ratios, with their min-max.  Rounds are seconds apart and share the
             machine's state, so this is the ratio to trust; it need not equal
             the ratio of the two medians above it.
-  G1..G9    the goals of WORKLOADS.md judged on that row; each goal's ratio,
-            computed the same way, is below.
+  p99       W6: the 99th percentile of the request latency the load
+            generator saw, the median of the runs' figures.
+  G1..G9    fastsock's goals judged on that row (G7p: W6p); each goal,
+            its ratios (computed the same way) and met / not met are below.
   C         a plain C program (Berkeley API, -O2) doing the same work: what the
             kernel allows on this machine."""
 
@@ -112,10 +117,11 @@ def show(result: Dict[str, Any], out: TextIO) -> None:
     print(f"  machine: {m['cpu']}, {m['cores']} CPUs ({m['cores_usable']} usable), "
           f"{m['system']}", file=out)
     print(f"  Python:  {m['python']} ({m['python_build']})", file=out)
-    print(f"  C:       {m['c_compiler'] or 'no compiler: C references left out'}", file=out)
+    print(f"  C:       {m.get('c_missing') or m['c_compiler']}", file=out)
     pins = (f"measured side on CPU {s['measured_cpu']}, peer on CPU {s['peer_cpu']}"
             if s["peer_cpu"] is not None else "one CPU, not pinned")
-    print(f"  method:  {s['rounds']} rounds{' (--quick)' if s['quick'] else ''}, each side once "
+    rounds = f"{s['rounds']} round{'s' if s['rounds'] > 1 else ''}"
+    print(f"  method:  {rounds}{' (--quick)' if s['quick'] else ''}, each side once "
           f"per round in turn; loopback; {pins}", file=out)
     if idle is not None:
         print(f"  load:    the CPUs were {idle:.0%} idle as the run began"
@@ -130,12 +136,15 @@ def show(result: Dict[str, Any], out: TextIO) -> None:
         for side in w["sides"]:
             rate = side["rate"]
             mm = f"({_rate(rate['min'], w['unit'])}-{_rate(rate['max'], w['unit'])})"
-            ratio = _ratio(side["vs_stdlib"]) if "vs_stdlib" in side else ""
+            ratio = _ratio(side["ratio"]) if "ratio" in side else ""
             tags = " ".join(g["id"] for g in result["goals"]
                             if any(c["workload"] == w["id"] and c["side"] == side["key"]
                                    for c in g["checks"]))
             print(f"{'':4}{side['key']:18}{side['label'][:39]:40}"
                   f"{_rate(rate['median'], w['unit']):>15} {mm:>23}  {ratio:24}{tags}", file=out)
+            if "p99_us" in side["runs"][0]:
+                p99 = statistics.median(run["p99_us"] for run in side["runs"])
+                print(f"{'':22}{'p99 latency, us':40}{p99:>15,.0f}", file=out)
         for note in w["notes"]:
             print(f"{'':4}note: {note}", file=out)
     print(file=out)
@@ -143,7 +152,7 @@ def show(result: Dict[str, Any], out: TextIO) -> None:
     if not result["goals"]:
         return
     print(file=out)
-    print("Goals of WORKLOADS.md (a report, not a test: on a shared or busy machine these "
+    print("fastsock's goals (a report, not a test: on a shared or busy machine these "
           "ratios move):", file=out)
     for g in result["goals"]:
         print(f"  {g['id']:4}{g['status'].upper():20}{g['text']}", file=out)
@@ -154,14 +163,13 @@ def show(result: Dict[str, Any], out: TextIO) -> None:
                       file=out)
                 continue
             vs = " or ".join(c["against"])
-            what = f"{c['workload']} {c['side']} / {vs}"
+            what = (f"{c['workload']} {c['side']} / {vs}" if c["metric"] == "rate" else
+                    f"{c['workload']} p99 latency {vs} / {c['side']}")
             if c["ratio"] is None:
                 print(f"{'':8}{what:40} not measured (a side is missing)", file=out)
             else:
                 print(f"{'':8}{what:40} {_ratio(c['ratio']):22} goal >= {c['goal']:.2f}  "
                       f"{'met' if c['met'] else 'not met'}", file=out)
-        if g["unmeasured"]:
-            print(f"{'':8}not measured here: {g['unmeasured']}", file=out)
         if g["id"] == "G9" and not g["checks"]:
             print(f"{'':8}not measured: strace is not installed", file=out)
 
@@ -171,20 +179,23 @@ def plot(result: Dict[str, Any], path: str) -> None:
     on a log scale with the stdlib at 1."""
     import matplotlib
     matplotlib.use("Agg")
+    import matplotlib.patches
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     labels: List[str] = []
     medians: List[float] = []
     low: List[float] = []
     high: List[float] = []
     colors: List[str] = []
-    palette = {"fastsock": "#1f77b4", "c": "#7f7f7f"}
+    palette = {"fastsock": "#1f77b4", "event": "#1f77b4", "c": "#7f7f7f"}
     for w in result["workloads"]:
         for side in w["sides"]:
-            r = side.get("vs_stdlib")
+            r = side.get("ratio")
             if not r:
                 continue
-            labels.append(f"{w['id']} {side['key']}")
+            versus = f" / {r['versus']}" if r["versus"] != "stdlib" else ""
+            labels.append(f"{w['id']} {side['key']}{versus}")
             medians.append(r["median"])
             low.append(r["median"] - r["min"])
             high.append(r["max"] - r["median"])
@@ -201,12 +212,16 @@ def plot(result: Dict[str, Any], path: str) -> None:
     ax.set_xticks([t for t in (0.25, 0.5, 1, 2, 4, 8, 16, 32)
                    if min(medians) / 2 < t < max(medians) * 2])
     ax.set_yticks(y, labels, fontsize=8)
-    ax.set_xlabel("x the stdlib (median of per-round ratios, whiskers min-max)", fontsize=8)
+    ax.set_xlabel("x the stdlib in the same run (median of per-round ratios, whiskers min-max)",
+                  fontsize=8)
     m = result["machine"]
     ax.set_title(f"fastsock {m['fastsock']}, {m['python']}, {m['cpu']}, "
                  f"{m['cores']} CPUs", fontsize=9)
     for yi, v, up in zip(y, medians, high):
         ax.text(max(v + up, 1.0), yi, f" {v:.2f}x", va="center", fontsize=7)
+    ax.legend(handles=[matplotlib.patches.Patch(color=c, label=t) for c, t in (
+        ("#1f77b4", "fastsock"), ("#7f7f7f", "plain C"), ("#2ca02c", "other Python"))],
+        fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -246,17 +246,20 @@ def run_load(loadgen, port, conns, seconds, cpu, size=64, reconnect=False,
         capture_output=True, text=True, timeout=seconds + 30)
     fields = dict(item.split("=") for item in out.stdout.split())
     if out.returncode != 0 or int(fields["errors"]):
-        raise RuntimeError(f"load generator failed: {out.stdout} {out.stderr}")
+        raise RuntimeError(f"load generator failed: {out.stdout} {out.stderr}".strip())
     return int(fields["requests"]), float(fields["seconds"]), float(fields["p99_us"])
 
 
-def run_server(kind, seconds, conns=64, server_cpu=0, client_cpu=1):
-    """W6 for the CLI: one run of `seconds` against a fresh server;
-    (requests, seconds)."""
+def run_server(kind, seconds, depth=1, conns=64, server_cpu=0, client_cpu=1):
+    """W6 for the CLI: one run of `seconds` against a fresh server, `depth`
+    frames in flight per connection; (requests, seconds, {"p99_us": ...})."""
     proc, port = start_server(kind, server_cpu)
     try:
-        return run_load(native.build("loadgen"), port, conns, seconds,
-                        client_cpu)[:2]
+        requests, elapsed, p99 = run_load(native.build("loadgen"), port, conns, seconds,
+                                          client_cpu, depth=depth)
+        return requests, elapsed, {"p99_us": p99}
+    except RuntimeError as e:
+        raise RuntimeError(f"{kind} server, depth {depth}: {e}") from None
     finally:
         stop_server(proc)
 
