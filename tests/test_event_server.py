@@ -977,15 +977,9 @@ def test_a_connection_not_made_by_the_loop_refuses_every_method():
             assert recv_frame(sock) == b"still"
 
 
-def test_on_close_runs_for_every_connection_when_one_raises_keyboard_interrupt():
-    closed = []
-
-    def on_close(conn, exc):
-        closed.append(conn)
-        if len(closed) == 1:
-            raise KeyboardInterrupt
-
-    server = fastsock.EventServer((HOST, 0), echo, on_close=on_close)
+def serve_expecting_interrupt(server):
+    """serve_forever() on a thread; `raised` gets True if it ends with
+    KeyboardInterrupt."""
     raised = []
 
     def serve():
@@ -996,6 +990,19 @@ def test_on_close_runs_for_every_connection_when_one_raises_keyboard_interrupt()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
+    return thread, raised
+
+
+def test_on_close_runs_for_every_connection_when_one_raises_keyboard_interrupt():
+    closed = []
+
+    def on_close(conn, exc):
+        closed.append(conn)
+        if len(closed) == 1:
+            raise KeyboardInterrupt
+
+    server = fastsock.EventServer((HOST, 0), echo, on_close=on_close)
+    thread, raised = serve_expecting_interrupt(server)
     socks = [client(server) for _ in range(3)]
     for s in socks:
         s.sendall(frame(b"x"))
@@ -1061,3 +1068,37 @@ def test_out_of_memory_for_one_connection_closes_that_connection_only():
         server.shutdown(timeout=5)
     """)
     assert out.split() == ["MemoryError", "1"]
+
+
+def test_shutdown_with_timeout_zero_still_sends_the_replies_it_handled():
+    # b's request arrives while the loop is busy; shutdown(timeout=0) then
+    # begins.  Whatever on_message handled gets its reply before the abort.
+    entered, go, seen = threading.Event(), threading.Event(), []
+
+    def on_message(conn, m):
+        seen.append(m)
+        if m == b"slow":
+            entered.set()
+            go.wait(5)
+        return m
+
+    server = fastsock.EventServer((HOST, 0), on_message).start()
+    a, b = client(server), client(server)
+    b.sendall(frame(b"hi"))
+    assert recv_frame(b) == b"hi"
+    a.sendall(frame(b"slow"))
+    assert entered.wait(5)
+    b.sendall(frame(b"late"))
+    stopper = threading.Thread(target=server.shutdown, args=(0,), daemon=True)
+    stopper.start()
+    time.sleep(0.1)
+    go.set()
+    stopper.join(5)
+    assert not stopper.is_alive()
+    assert recv_frame(a) == b"slow"
+    if b"late" in seen:
+        assert recv_frame(b) == b"late"
+    assert recv_until_eof(b) == b""
+    a.close()
+    b.close()
+

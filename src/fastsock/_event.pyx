@@ -430,13 +430,14 @@ cdef class EventLoop:
             while True:
                 if self.stop_requested and not self.stopping:
                     self.begin_stop()
-                if self.stopping:
-                    if not self.conns:
-                        break
-                    if (self.stop_deadline >= 0
-                            and fs_monotonic_ns() >= self.stop_deadline):
-                        break
+                if self.stopping and not self.conns:
+                    break
                 self.poll_once()
+                # Checked after a pass, so that even timeout 0 sends the
+                # replies to the messages begin_stop handled.
+                if (self.stopping and self.stop_deadline >= 0
+                        and fs_monotonic_ns() >= self.stop_deadline):
+                    break
         finally:
             # Shutdown's time ran out, or the loop raised (Ctrl-C): abort
             # what is left, and tell the application about each, even if
