@@ -1102,3 +1102,25 @@ def test_shutdown_with_timeout_zero_still_sends_the_replies_it_handled():
     a.close()
     b.close()
 
+
+def test_start_is_not_left_waiting_by_a_shutdown_that_races_it(monkeypatch):
+    # A shutdown() from another thread between start()'s check and its
+    # thread running must not leave start() waiting for ever.
+    server = fastsock.EventServer((HOST, 0), echo)
+    real_thread = threading.Thread
+
+    class Racing(real_thread):
+        def start(self):
+            other = real_thread(target=server.shutdown, daemon=True)
+            other.start()
+            other.join(0.3)
+            super().start()
+
+    monkeypatch.setattr(fastsock.event_server.threading, "Thread", Racing)
+    starter = real_thread(target=lambda: server.start(), daemon=True)
+    starter.start()
+    starter.join(5)
+    monkeypatch.undo()
+    assert not starter.is_alive()
+    assert wait_for(lambda: server._done.is_set())
+
