@@ -1124,3 +1124,18 @@ def test_start_is_not_left_waiting_by_a_shutdown_that_races_it(monkeypatch):
     assert not starter.is_alive()
     assert wait_for(lambda: server._done.is_set())
 
+
+def test_allow_raising_keyboard_interrupt_does_not_leak_the_descriptor():
+    def allow(address):
+        raise KeyboardInterrupt
+
+    def fds():
+        return len(os.listdir("/proc/self/fd"))
+
+    before = fds()
+    server = fastsock.EventServer((HOST, 0), echo, allow=allow)
+    thread, raised = serve_expecting_interrupt(server)
+    with client(server) as sock:
+        thread.join(5)
+        assert raised == [True]
+    assert fds() == before

@@ -597,10 +597,13 @@ cdef class EventLoop:
         if self.allow is not None and (self.family == AF_INET
                                        or self.family == AF_INET6):
             try:
-                ok = self.allow(address)
+                ok = bool(self.allow(address))
             except Exception:
                 log.exception("allow(%r) raised; refusing the peer", address)
                 ok = False
+            except BaseException:
+                fs_close(fd)                  # KeyboardInterrupt: not leaked
+                raise
             if not ok:
                 fs_close(fd)
                 self.refused += 1
