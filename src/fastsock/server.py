@@ -272,10 +272,11 @@ class Server:
             while self._state == _SERVING:
                 # Try first, wait only when nothing is queued.
                 try:
-                    conn, addr = accept()
+                    accepted = accept()
                 except BlockingIOError:
-                    self._wait(sel, None)
-                    continue
+                    # Waits below, out of this handler: a Ctrl-C there must
+                    # not show up chained to this BlockingIOError.
+                    accepted = None
                 except OSError as exc:
                     if self._state != _SERVING:
                         break
@@ -290,6 +291,10 @@ class Server:
                                     self._address, exc)
                     self._pause(sel, backoff)
                     continue
+                if accepted is None:
+                    self._wait(sel, None)
+                    continue
+                conn, addr = accepted
                 backoff = 0.0
                 if self._dispatch(conn, addr):
                     self._pause(sel, None)
