@@ -14,6 +14,7 @@ from fastsock._socket import Socket
 from fastsock._socket import socketpair as _socket_pair
 from fastsock._stream import Stream
 from fastsock._stream import accept_stream as _accept_stream
+from fastsock._stream import connect_numeric as _connect_numeric
 from fastsock._stream import connect_stream as _connect_stream
 
 __all__ = ["connect", "listen", "socketpair", "Listener"]
@@ -79,8 +80,8 @@ def connect(address: Address, *, timeout: Optional[float] = None,
     bound first."""
     # A numeric (host, port) is connected in one call into C; for a name or
     # a path it does nothing and returns None.
-    stream = _connect_stream(0, address, timeout, nodelay, source_address,
-                             buffer_size, max_frame)
+    stream = _connect_numeric(address, timeout, nodelay, source_address,
+                              buffer_size, max_frame)
     if stream is not None:
         return stream
     candidates: List[Tuple[int, Any]]
