@@ -196,6 +196,25 @@ int fs_set_nonblocking(fs_sock_t s, int on);
  * handed over by number.  Returns FS_EBADF if s is not a socket. */
 int fs_sock_info(fs_sock_t s, int *family, int *type, int *proto);
 
+/* Stores in *out a new handle on the same socket, not inherited, which the
+ * caller closes with fs_close().  POSIX: fcntl(F_DUPFD_CLOEXEC); both
+ * handles share one open file, so O_NONBLOCK set on one holds for both.
+ * Windows: WSADuplicateSocketW() and WSASocketW(FROM_PROTOCOL_INFO), as
+ * CPython's socket.dup() (DuplicateHandle is unsafe on sockets that a
+ * layered provider wraps); the copy's blocking mode is unspecified, so
+ * the caller sets it.  Never blocks.  Fails if s is not open (FS_EBADF)
+ * or, on Windows, not a socket (POSIX duplicates any descriptor). */
+int fs_dup(fs_sock_t s, fs_sock_t *out);
+
+/* 1 if child processes inherit s (no FD_CLOEXEC; HANDLE_FLAG_INHERIT set),
+ * 0 if not, or a negative error (an invalid handle).  Never blocks. */
+int fs_get_inheritable(fs_sock_t s);
+
+/* Lets child processes inherit s (on != 0) or not (on == 0): FD_CLOEXEC
+ * with fcntl(), HANDLE_FLAG_INHERIT with SetHandleInformation().  Returns
+ * 0 or a negative error.  Never blocks. */
+int fs_set_inheritable(fs_sock_t s, int on);
+
 /* ---- addresses and options (never block, but for connect/accept) ------- */
 
 int fs_bind(fs_sock_t s, const struct sockaddr *addr, fs_socklen_t len);

@@ -101,18 +101,11 @@ static void fs__nosigpipe(int fd)
 #endif
 }
 
-int fs_socket(int family, int type, int proto, fs_sock_t *out)
+/* Makes a new descriptor (the result of socket(), dup(), ...: fd < 0 if
+ * that failed) private where no atomic CLOEXEC flag did: returns fd, or the
+ * error with fd closed. */
+static int fs__private(int fd)
 {
-    int fd;
-
-#ifdef SOCK_CLOEXEC
-    fd = socket(family, type | SOCK_CLOEXEC, proto);
-    if (fd >= 0)
-        goto done;
-    if (errno != EINVAL)
-        return fs_last_error();
-#endif
-    fd = socket(family, type, proto);
     if (fd < 0)
         return fs_last_error();
     if (fs__cloexec(fd) < 0) {
@@ -120,9 +113,22 @@ int fs_socket(int family, int type, int proto, fs_sock_t *out)
         close(fd);
         return err;
     }
+    return fd;
+}
+
+int fs_socket(int family, int type, int proto, fs_sock_t *out)
+{
+    int fd = -1;
+
 #ifdef SOCK_CLOEXEC
-done:
+    fd = socket(family, type | SOCK_CLOEXEC, proto);
+    if (fd < 0 && errno != EINVAL)
+        return fs_last_error();
 #endif
+    if (fd < 0)
+        fd = fs__private(socket(family, type, proto));
+    if (fd < 0)
+        return fd;
     fs__nosigpipe(fd);
     *out = fd;
     return 0;
@@ -202,6 +208,45 @@ int fs_sock_info(fs_sock_t s, int *family, int *type, int *proto)
 #else
     *proto = 0;
 #endif
+    return 0;
+}
+
+int fs_dup(fs_sock_t s, fs_sock_t *out)
+{
+    int fd = -1;
+
+#ifdef F_DUPFD_CLOEXEC
+    fd = fcntl(s, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0 && errno != EINVAL)
+        return fs_last_error();
+#endif
+    if (fd < 0)
+        fd = fs__private(dup(s));
+    if (fd < 0)
+        return fd;
+    *out = fd;
+    return 0;
+}
+
+int fs_get_inheritable(fs_sock_t s)
+{
+    int flags = fcntl(s, F_GETFD);
+
+    if (flags < 0)
+        return fs_last_error();
+    return !(flags & FD_CLOEXEC);
+}
+
+int fs_set_inheritable(fs_sock_t s, int on)
+{
+    int flags = fcntl(s, F_GETFD);
+    int want;
+
+    if (flags < 0)
+        return fs_last_error();
+    want = on ? (flags & ~FD_CLOEXEC) : (flags | FD_CLOEXEC);
+    if (want != flags && fcntl(s, F_SETFD, want) < 0)
+        return fs_last_error();
     return 0;
 }
 

@@ -265,7 +265,10 @@ static size_t fs__wsabufs_total(const WSABUF *b, DWORD count)
 
 /* ---- life cycle -------------------------------------------------------- */
 
-int fs_socket(int family, int type, int proto, fs_sock_t *out)
+/* WSASocketW() for fs_socket() and fs_dup() (info: the socket to copy, or
+ * NULL): a handle that is not inherited. */
+static int fs__wsasocket(int family, int type, int proto,
+                         WSAPROTOCOL_INFOW *info, fs_sock_t *out)
 {
     SOCKET s;
     int err = fs_init();
@@ -274,11 +277,11 @@ int fs_socket(int family, int type, int proto, fs_sock_t *out)
         return err;
     /* WSA_FLAG_OVERLAPPED is what socket() implies; fs_sendfile() needs
      * it to read the file at an offset. */
-    s = WSASocketW(family, type, proto, NULL, 0,
+    s = WSASocketW(family, type, proto, info, 0,
                    WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
     if (s == INVALID_SOCKET && WSAGetLastError() == WSAEINVAL) {
         /* Windows 7 without SP1 rejects WSA_FLAG_NO_HANDLE_INHERIT. */
-        s = WSASocketW(family, type, proto, NULL, 0, WSA_FLAG_OVERLAPPED);
+        s = WSASocketW(family, type, proto, info, 0, WSA_FLAG_OVERLAPPED);
         if (s != INVALID_SOCKET
             && !SetHandleInformation((HANDLE)s, HANDLE_FLAG_INHERIT, 0)) {
             err = fs_last_error();
@@ -290,6 +293,11 @@ int fs_socket(int family, int type, int proto, fs_sock_t *out)
         return fs_last_error();
     *out = s;
     return 0;
+}
+
+int fs_socket(int family, int type, int proto, fs_sock_t *out)
+{
+    return fs__wsasocket(family, type, proto, NULL, out);
 }
 
 int fs_close(fs_sock_t s)
@@ -329,6 +337,36 @@ int fs_sock_info(fs_sock_t s, int *family, int *type, int *proto)
     if (getsockopt(s, SOL_SOCKET, SO_TYPE, (char *)type, &len) != 0)
         return fs_last_error();
     *proto = info.iProtocol;
+    return 0;
+}
+
+int fs_dup(fs_sock_t s, fs_sock_t *out)
+{
+    WSAPROTOCOL_INFOW info;
+    int err = fs_init();
+
+    if (err < 0)
+        return err;
+    if (WSADuplicateSocketW(s, GetCurrentProcessId(), &info) != 0)
+        return fs_last_error();
+    return fs__wsasocket(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO,
+                         FROM_PROTOCOL_INFO, &info, out);
+}
+
+int fs_get_inheritable(fs_sock_t s)
+{
+    DWORD flags = 0;
+
+    if (!GetHandleInformation((HANDLE)s, &flags))
+        return fs_last_error();
+    return (flags & HANDLE_FLAG_INHERIT) != 0;
+}
+
+int fs_set_inheritable(fs_sock_t s, int on)
+{
+    if (!SetHandleInformation((HANDLE)s, HANDLE_FLAG_INHERIT,
+                              on ? HANDLE_FLAG_INHERIT : 0))
+        return fs_last_error();
     return 0;
 }
 

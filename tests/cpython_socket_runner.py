@@ -2,11 +2,14 @@
 module, imported, not copied) with socket.socket replaced by a subclass of
 fastsock.Socket, and writes the outcome of every test as JSON.
 
-    python tests/cpython_socket_runner.py OUT.json [ClassName ...]
-    python tests/cpython_socket_runner.py --table [ClassName ...]
+    python tests/cpython_socket_runner.py [--stdlib] OUT.json [ClassName ...]
+    python tests/cpython_socket_runner.py [--stdlib] --table [ClassName ...]
 
-It runs in a child process (tests/test_cpython_socket.py starts it): the
-patch is process-wide, and a crash or a hang must not take pytest with it.
+--stdlib runs the same tests on the stdlib's own socket: the reference that
+tests/test_cpython_socket.py compares with, since what passes there depends
+on the Python version and the machine.  It runs in a child process (that
+test starts it): the patch is process-wide, and a crash or a hang must not
+take pytest with it.
 """
 import inspect
 import json
@@ -39,30 +42,43 @@ def last_line(text):
     return lines[-1][:300] if lines else ""
 
 
-def run(names=None):
+class Outcome(unittest.TestResult):
+    """A TestResult that also lists the tests that passed.  A class skipped
+    or failed in setUpClass shows up once in `skipped` or `errors`, under the
+    name unittest gives it, and none of its tests counts as run or passed."""
+
+    def __init__(self):
+        super().__init__()
+        self.passed = []
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self.passed.append(test.id())
+
+
+def run(names=None, patch=True):
     from test import test_socket
     names = names or test_classes(test_socket)
     results = {}
     original = socket.socket
-    socket.socket = DropIn
+    if patch:
+        socket.socket = DropIn
     try:
         test_socket.setUpModule()
         for name in names:
             suite = unittest.defaultTestLoader.loadTestsFromTestCase(
                 getattr(test_socket, name))
-            ids = [test.id() for test in suite]   # run() drops the tests
-            outcome = unittest.TestResult()
+            outcome = Outcome()
             suite.run(outcome)
             failed = {test.id(): last_line(trace)
-                      for test, trace in outcome.failures + outcome.errors}
-            skipped = [test.id() for test, _ in outcome.skipped]
+                      for test, trace in outcome.failures + outcome.errors
+                      + [(test, "unexpected success")
+                         for test in outcome.unexpectedSuccesses]}
             results[name] = {
                 "ran": outcome.testsRun,
                 "failed": failed,
-                "skipped": skipped,
-                "passed": outcome.testsRun - len(failed) - len(skipped),
-                "passing": [test for test in ids
-                            if test not in failed and test not in skipped],
+                "skipped": [test.id() for test, _ in outcome.skipped],
+                "passing": outcome.passed,
             }
     finally:
         socket.socket = original
@@ -72,19 +88,22 @@ def run(names=None):
 
 def table(report):
     rows = [f"{'class':<44} {'ran':>4} {'pass':>4} {'fail':>4} {'skip':>4}"]
+    totals = [0, 0, 0, 0]
     for name, r in report["classes"].items():
-        rows.append(f"{name:<44} {r['ran']:>4} {r['passed']:>4} "
-                    f"{len(r['failed']):>4} {len(r['skipped']):>4}")
-    totals = [sum(r[k] if isinstance(r[k], int) else len(r[k])
-                  for r in report["classes"].values())
-              for k in ("ran", "passed", "failed", "skipped")]
+        row = [r["ran"], len(r["passing"]), len(r["failed"]), len(r["skipped"])]
+        totals = [t + n for t, n in zip(totals, row)]
+        rows.append(f"{name:<44} " + " ".join(f"{n:>4}" for n in row))
     rows.append(f"{'total':<44} " + " ".join(f"{t:>4}" for t in totals))
     return "\n".join(rows)
 
 
 if __name__ == "__main__":
-    target, classes = sys.argv[1], sys.argv[2:]
-    report = run(classes)
+    args = sys.argv[1:]
+    patch = "--stdlib" not in args
+    if not patch:
+        args.remove("--stdlib")
+    target, classes = args[0], args[1:]
+    report = run(classes, patch)
     if target == "--table":
         print(table(report))
         for r in report["classes"].values():

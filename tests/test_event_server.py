@@ -21,6 +21,7 @@ from contextlib import contextmanager
 import pytest
 
 import fastsock
+from socket_support import HAS_IPV6
 
 HOST = "127.0.0.1"
 
@@ -677,16 +678,7 @@ def test_unix_socket(tmp_path):
             assert recv_exactly(sock, 6) == b"hello\n"
 
 
-def has_ipv6():
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not has_ipv6(), reason="this machine has no IPv6 loopback")
+@pytest.mark.skipif(not HAS_IPV6, reason="this machine has no IPv6 loopback")
 def test_ipv6_and_dualstack():
     with serving(echo, address=("::1", 0)) as server:
         with socket.create_connection(server.address[:2], timeout=5) as sock:
@@ -843,3 +835,64 @@ def test_redis_benchmark_ping_inline_has_no_errors(pipeline):
     assert "rror" not in out.stdout + out.stderr.replace(
         "WARNING: Could not fetch server CONFIG", ""), out.stdout + out.stderr
     assert answered[0] >= 20000
+
+
+EMFILE_SERVER = textwrap.dedent("""
+    import logging, os, resource, sys, fastsock
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(message)s")
+    server = fastsock.EventServer(("127.0.0.1", 0), lambda c, m: m)
+    # Room for 5 accepted connections, no more.
+    used = len(os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (used + 5, 4096))
+    server.start()
+    print(server.address[1], flush=True)
+    sys.stdin.readline()
+    print(server.connections, flush=True)
+    server.shutdown(timeout=5)
+""")
+
+
+def test_out_of_descriptors_pauses_accepting_and_recovers():
+    proc = subprocess.Popen([sys.executable, "-c", EMFILE_SERVER], text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        port = int(proc.stdout.readline())
+        clients = [socket.create_connection((HOST, port), timeout=10)
+                   for _ in range(20)]
+        try:
+            time.sleep(0.3)
+            # The first ones are served while the rest wait in the backlog.
+            served = 0
+            for i, c in enumerate(clients):
+                c.settimeout(0.5)
+                c.sendall(frame(b"%d" % i))
+                try:
+                    assert recv_frame(c) == b"%d" % i
+                    served += 1
+                except socket.timeout:
+                    break
+            assert 1 <= served < 20
+            # As connections end, the waiting ones are accepted and served.
+            for c in clients[:served]:
+                c.close()
+            for i, c in enumerate(clients[served:], served):
+                c.settimeout(10)
+                if i > served:
+                    c.sendall(frame(b"%d" % i))
+                assert recv_frame(c) == b"%d" % i
+                c.close()
+        finally:
+            for c in clients:
+                c.close()
+        out, err = proc.communicate("\n", timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    pauses = err.count("accept: ")
+    # Paused and logged, with a back-off: a loop that retried at once would
+    # log thousands of times.
+    assert 1 <= pauses < 100, err

@@ -455,13 +455,27 @@ def test_accept_loop_stops_on_a_closed_listener_and_logs(caplog):
 
 
 def test_ctrl_c_interrupts_serve_forever_in_the_main_thread():
+    # Python's own handler even when this process started with SIGINT
+    # ignored (nohup, some CI runners), where the signal would be lost.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     server = Server(("127.0.0.1", 0), echo)
     timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+    # Should the signal be lost anyway, this ends serve_forever() and the
+    # test fails instead of hanging.
+    guard = threading.Timer(LIMIT, server.shutdown)
     timer.start()
+    guard.start()
     start = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        server.serve_forever()
+    try:
+        with pytest.raises(KeyboardInterrupt) as caught:
+            server.serve_forever()
+    finally:
+        timer.cancel()
+        guard.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - start < 2.0
+    # What Ctrl-C gives in any loop: nothing chained under it.
+    assert caught.value.__context__ is None
     server.shutdown(timeout=LIMIT)
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(server.address, timeout=LIMIT)

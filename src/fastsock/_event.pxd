@@ -136,6 +136,8 @@ cdef class EventLoop:
                      Py_ssize_t n) except -1
     cdef int run_backlog(self) except -1
     cdef int flush(self, EventConnection conn) except -1
+    # flush() now if replies are queued and the socket is not known full.
+    cdef int flush_replies(self, EventConnection conn) except -1
     cdef int flush_dirty(self) except -1
     cdef int update_interest(self, EventConnection conn) except -1
     cdef bint can_deliver(self, EventConnection conn) noexcept

@@ -1,13 +1,11 @@
 """Type stub of fastsock._event (compiled): EventServer's loop."""
-from typing import Any, Callable, Iterable, Optional, Union
-
-from typing_extensions import disjoint_base
+from typing import Any, Callable, Iterable, Optional, Union, final
 
 from fastsock._socket import Socket
 
 _Buffer = Union[bytes, bytearray, memoryview, Any]
 
-@disjoint_base
+@final
 class EventConnection:
     context: Any
     def send(self, data: _Buffer) -> None: ...
@@ -24,7 +22,7 @@ class EventConnection:
     @property
     def closed(self) -> bool: ...
 
-@disjoint_base
+@final
 class EventLoop:
     def __init__(self, listener: Socket,
                  on_message: Callable[[EventConnection, bytes], object], *,

@@ -1,4 +1,3 @@
-# cython: language_level=3
 """One event loop in C for many stream connections (EventServer's core).
 
 The loop waits on the shim's poller with the GIL released, then, holding
@@ -618,6 +617,7 @@ cdef class EventLoop:
         if (events & FS_POLLIN and not conn.backlog and not conn.eof
                 and self.can_deliver(conn)):
             self.read(conn)
+            self.flush_replies(conn)
         return 0
 
     cdef int read(self, EventConnection conn) except -1:
@@ -792,6 +792,7 @@ cdef class EventLoop:
             conn.ipos += used
             if conn.ipos == conn.ilen:
                 conn.free_input()
+            self.flush_replies(conn)
             if not conn.backlog:
                 self.maybe_finish(conn)
         return 0
@@ -803,6 +804,16 @@ cdef class EventLoop:
             conn.dirty = True
             self.dirty.append(conn)
             self.wake()
+        return 0
+
+    cdef int flush_replies(self, EventConnection conn) except -1:
+        # The replies to what one receive brought, gathered, go out at once
+        # rather than after every other connection's callbacks: a pass over
+        # many ready connections would otherwise delay the first one's
+        # reply by all the others' work.
+        if conn.qhead < conn.qlen and not (conn.wblocked or conn.dead
+                                           or conn.broken):
+            self.flush(conn)
         return 0
 
     cdef int flush_dirty(self) except -1:
@@ -927,7 +938,10 @@ cdef class EventLoop:
         self.conns.discard(conn)
         self.ended.append((conn, exc))
         if not self.stopping:
-            self.listen_on(True)      # below max_connections again
+            # Below max_connections again, and a descriptor is free for an
+            # accept paused by EMFILE.
+            self.accept_resume = 0
+            self.listen_on(True)
         return 0
 
     cdef int report_ended(self) except -1:

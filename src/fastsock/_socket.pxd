@@ -2,12 +2,12 @@
 # Other compiled modules (the stream, the datagram batches) cimport this to
 # reach the descriptor, the waits and the buffer pinning without
 # Python-level dispatch.
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, INT64_MAX
 from cpython.buffer cimport Py_buffer
 
 from cpython.object cimport PyObject
 
-from fastsock._shim cimport fs_sock_t, fs_addr_t, fs_buf_t
+from fastsock._shim cimport fs_sock_t, fs_addr_t, fs_buf_t, fs_monotonic_ns
 
 
 # Raises the stdlib's OSError subclass for a negative FS_E* code.
@@ -46,7 +46,18 @@ cdef void release_views(Py_buffer *views, Py_ssize_t n,
 # Milliseconds from now to *deadline for fs_wait(), rounded up and capped
 # at an int; 0 once it has passed.  A *deadline of 0 is started here at
 # now + timeout_ns, so a call that succeeds at once never reads the clock.
-cdef int ms_left(int64_t *deadline, int64_t timeout_ns) noexcept nogil
+# (Inline: Stream.receive() calls it on every request with a timeout.)
+cdef inline int ms_left(int64_t *deadline, int64_t timeout_ns) noexcept nogil:
+    cdef int64_t now = fs_monotonic_ns(), left
+    if deadline[0] == 0:
+        deadline[0] = now + timeout_ns
+        if deadline[0] < now:       # a timeout of centuries
+            deadline[0] = INT64_MAX
+    left = deadline[0] - now
+    if left <= 0:
+        return 0
+    # Rounded up: a wait that ends early would only wait again.
+    return <int>min((left - 1) // 1000000 + 1, 0x7FFFFFFF)
 
 
 # A new bytes object of `size` bytes to fill in place, and the same shrunk
@@ -105,6 +116,8 @@ cdef class Socket:
     # numeric IP address, 1 for a resolved name, 2 for an AF_UNIX path.
     cdef int parse_address(self, object address, fs_addr_t *out) except -1
     cdef int set_timeout_value(self, object value) except -1
+    # getsockname() / getpeername() (peer).
+    cdef object name(self, bint peer)
     # connect()/connect_ex(): 0, or the errno when raise_errors is false.
     cdef int connect_impl(self, object address, bint raise_errors) except? -1
     # The sender's address object, reused while the sender stays the same.

@@ -177,19 +177,6 @@ cdef int64_t timeout_to_ns(double t) noexcept:
     return ns + 1 if ns < t * 1e9 or ns == 0 else ns
 
 
-cdef int ms_left(int64_t *deadline, int64_t timeout_ns) noexcept nogil:
-    cdef int64_t now = fs_monotonic_ns(), left
-    if deadline[0] == 0:
-        deadline[0] = now + timeout_ns
-        if deadline[0] < now:       # a timeout of centuries
-            deadline[0] = INT64_MAX
-    left = deadline[0] - now
-    if left <= 0:
-        return 0
-    # Rounded up: a wait that ends early would only wait again.
-    return <int>min((left - 1) // 1000000 + 1, 0x7FFFFFFF)
-
-
 # sendmsg()'s ancillary data as a list of (level, type, data), checked as
 # the stdlib checks it ("iiy*": ints, not anything int() takes).
 cdef list ancillary_items(object ancdata):
@@ -364,6 +351,63 @@ cdef object sender_address(fs_addr_t *a, fs_addr_t *last, object last_obj):
         return last_obj
     memcpy(last, a, sizeof(fs_addr_t))
     return make_address(a)
+
+
+# ---- receiving ----------------------------------------------------------
+# Inline, so that each caller gets its own copy with `a` known (NULL or
+# not) and the hot path pays no extra call.
+
+# One receive of up to n bytes into p, waiting as the socket's timeout
+# says; with `a`, the sender's address goes there (recvfrom).
+cdef inline fs_ssize_t receive(Socket sock, char *p, Py_ssize_t n, int flags,
+                               fs_addr_t *a) except -1:
+    cdef fs_ssize_t r
+    cdef int64_t deadline = 0
+    while True:
+        with nogil:
+            if a == NULL:
+                r = fs_recv(sock.fd, p, n, flags)
+            else:
+                a.len = FS_ADDR_ROOM
+                r = fs_recvfrom(sock.fd, p, n, flags, fs_addr_sa(a), &a.len)
+        if r >= 0:
+            return r
+        sock.wait_or_raise(<int>r, FS_POLLIN, &deadline)
+
+
+# recv_into() and recvfrom_into() (`a` not NULL): up to nbytes (0: all of
+# it) straight into buffer.
+cdef inline Py_ssize_t recv_into_buffer(Socket sock, object buffer,
+                                        Py_ssize_t nbytes, int flags,
+                                        fs_addr_t *a) except -1:
+    cdef Py_buffer view
+    sock.check_open()
+    if nbytes < 0:
+        raise_bad_size(a != NULL, -1)
+    get_write_buffer(buffer, &view)
+    try:
+        if nbytes == 0:
+            nbytes = view.len
+        elif nbytes > view.len:
+            raise_bad_size(a != NULL, 1)
+        return receive(sock, <char *>view.buf, nbytes, flags, a)
+    finally:
+        PyBuffer_Release(&view)
+
+
+# The stdlib's ValueError, as each call words it, for a negative size given
+# to recv()/recvfrom() (`what` -2) or to recv_into()/recvfrom_into() (-1),
+# or one above the buffer's (1).  Out of line: the callers stay small
+# enough for the compiler to inline them.
+cdef int raise_bad_size(bint recvfrom, int what) except -1:
+    if what == -2:
+        raise ValueError("negative buffersize in "
+                         + ("recvfrom" if recvfrom else "recv"))
+    if what == -1:
+        raise ValueError("negative buffersize in "
+                         + ("recvfrom_into" if recvfrom else "recv_into"))
+    raise ValueError("nbytes is greater than the length of the buffer"
+                     if recvfrom else "buffer too small for requested bytes")
 
 
 # ---- the socket ---------------------------------------------------------
@@ -773,31 +817,27 @@ cdef class Socket:
         if r < 0:
             raise_oserror(r)
 
-    def getsockname(self):
+    cdef object name(self, bint peer):
         cdef fs_addr_t a
         cdef int r
         self.check_open()
         memset(&a, 0, sizeof(a))
         a.len = FS_ADDR_ROOM
-        r = fs_getsockname(self.fd, fs_addr_sa(&a), &a.len)
+        if peer:
+            r = fs_getpeername(self.fd, fs_addr_sa(&a), &a.len)
+        else:
+            r = fs_getsockname(self.fd, fs_addr_sa(&a), &a.len)
         if r < 0:
             raise_oserror(r)
         if self.family_ == AF_UNIX:
             return make_unix_address(&a)
         return make_address(&a)
 
+    def getsockname(self):
+        return self.name(False)
+
     def getpeername(self):
-        cdef fs_addr_t a
-        cdef int r
-        self.check_open()
-        memset(&a, 0, sizeof(a))
-        a.len = FS_ADDR_ROOM
-        r = fs_getpeername(self.fd, fs_addr_sa(&a), &a.len)
-        if r < 0:
-            raise_oserror(r)
-        if self.family_ == AF_UNIX:
-            return make_unix_address(&a)
-        return make_address(&a)
+        return self.name(True)
 
     def setsockopt(self, int level, int optname, value, optlen=None):
         """setsockopt(level, optname, int | buffer) or
@@ -900,43 +940,17 @@ cdef class Socket:
     cpdef Py_ssize_t recv_into(self, object buffer, Py_ssize_t nbytes=0,
                                int flags=0) except -1:
         """Receives up to nbytes (0: len(buffer)) straight into buffer."""
-        cdef Py_buffer view
-        cdef fs_ssize_t n
-        cdef int64_t deadline = 0
-        self.check_open()
-        if nbytes < 0:
-            raise ValueError("negative buffersize in recv_into")
-        get_write_buffer(buffer, &view)
-        try:
-            if nbytes == 0:
-                nbytes = view.len
-            elif nbytes > view.len:
-                raise ValueError("buffer too small for requested bytes")
-            while True:
-                with nogil:
-                    n = fs_recv(self.fd, view.buf, nbytes, flags)
-                if n >= 0:
-                    return n
-                self.wait_or_raise(<int>n, FS_POLLIN, &deadline)
-        finally:
-            PyBuffer_Release(&view)
+        return recv_into_buffer(self, buffer, nbytes, flags, NULL)
 
     def recv(self, Py_ssize_t bufsize, int flags=0):
         """Up to bufsize bytes; b"" at EOF."""
         cdef fs_ssize_t n
-        cdef int64_t deadline = 0
         self.check_open()
         if bufsize < 0:
-            raise ValueError("negative buffersize in recv")
+            raise_bad_size(False, -2)
         cdef PyObject *raw = alloc_bytes(bufsize)
-        cdef char *p = raw_bytes_data(raw)
         try:
-            while True:
-                with nogil:
-                    n = fs_recv(self.fd, p, bufsize, flags)
-                if n >= 0:
-                    break
-                self.wait_or_raise(<int>n, FS_POLLIN, &deadline)
+            n = receive(self, raw_bytes_data(raw), bufsize, flags, NULL)
         except BaseException:
             Py_DECREF(raw)
             raise
@@ -981,50 +995,20 @@ cdef class Socket:
 
     def recvfrom_into(self, buffer, Py_ssize_t nbytes=0, int flags=0):
         """(nbytes, address), the data written straight into buffer."""
-        cdef Py_buffer view
-        cdef fs_ssize_t n
         cdef fs_addr_t a
-        cdef int64_t deadline = 0
-        self.check_open()
-        if nbytes < 0:
-            raise ValueError("negative buffersize in recvfrom_into")
-        get_write_buffer(buffer, &view)
-        try:
-            if nbytes == 0:
-                nbytes = view.len
-            elif nbytes > view.len:
-                raise ValueError("nbytes is greater than the length of the buffer")
-            while True:
-                a.len = FS_ADDR_ROOM
-                with nogil:
-                    n = fs_recvfrom(self.fd, view.buf, nbytes, flags,
-                                    fs_addr_sa(&a), &a.len)
-                if n >= 0:
-                    break
-                self.wait_or_raise(<int>n, FS_POLLIN, &deadline)
-        finally:
-            PyBuffer_Release(&view)
+        n = recv_into_buffer(self, buffer, nbytes, flags, &a)
         return n, self.last_sender(&a)
 
     def recvfrom(self, Py_ssize_t bufsize, int flags=0):
         """(bytes, address)."""
         cdef fs_ssize_t n
         cdef fs_addr_t a
-        cdef int64_t deadline = 0
         self.check_open()
         if bufsize < 0:
-            raise ValueError("negative buffersize in recvfrom")
+            raise_bad_size(True, -2)
         cdef PyObject *raw = alloc_bytes(bufsize)
-        cdef char *p = raw_bytes_data(raw)
         try:
-            while True:
-                a.len = FS_ADDR_ROOM
-                with nogil:
-                    n = fs_recvfrom(self.fd, p, bufsize, flags,
-                                    fs_addr_sa(&a), &a.len)
-                if n >= 0:
-                    break
-                self.wait_or_raise(<int>n, FS_POLLIN, &deadline)
+            n = receive(self, raw_bytes_data(raw), bufsize, flags, &a)
         except BaseException:
             Py_DECREF(raw)
             raise

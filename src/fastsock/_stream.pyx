@@ -94,21 +94,36 @@ cdef inline void copy(void *dst, const void *src, size_t n) noexcept nogil:
         memcpy(dst, src, n)
 
 
-# The one send of the stream: cur[0..left-1], in gathered calls of at most
-# IOV_MAX buffers (send() for the last one), until all went or a call
-# failed.  Returns 0 or that call's FS_E* code, with *cur and *left moved
-# past what went.
+# The stream's sends, all of them: send_iov() sends cur[0..left-1] in
+# gathered calls of at most IOV_MAX buffers, and send_one() the last one
+# with send(), until all went or a call failed.  Each returns 0 or that
+# call's FS_E* code, with the vector moved past what went.
+cdef inline fs_ssize_t send_one(fs_sock_t fd, fs_buf_t *b,
+                                int flags) noexcept nogil:
+    cdef fs_ssize_t n
+    while b.len > 0:
+        n = fs_send(fd, b.base, b.len, flags)
+        if n < 0:
+            return n
+        b.base += n
+        b.len -= n
+    return 0
+
+
 cdef inline fs_ssize_t send_iov(fs_sock_t fd, fs_buf_t **cur, size_t *left,
                                 int flags) noexcept nogil:
     cdef fs_ssize_t n
-    while left[0] > 0:
-        if left[0] == 1:
-            n = fs_send(fd, cur[0][0].base, cur[0][0].len, flags)
-        else:
-            n = fs_sendv(fd, cur[0], min(left[0], <size_t>IOV_MAX), flags)
+    while left[0] > 1:
+        n = fs_sendv(fd, cur[0], min(left[0], <size_t>IOV_MAX), flags)
         if n < 0:
             return n
         fs_bufs_advance(cur, left, n)
+    if left[0] == 1:
+        n = send_one(fd, cur[0], flags)
+        if n < 0:
+            return n
+        cur[0] += 1
+        left[0] = 0
     return 0
 
 
@@ -117,6 +132,61 @@ cdef inline fs_ssize_t recv_iov(fs_sock_t fd, fs_buf_t *iov, int count,
     if count == 1:
         return fs_recv(fd, iov[0].base, iov[0].len, flags)
     return fs_recvv(fd, iov, count, flags)
+
+
+# Stream.receive()'s first job, with the write lock taken (it is let go
+# here): send the pending bytes, then receive.  Returns 1 if *n is the
+# result of a receive (bytes, or a negative FS_E* code to handle), 0 if
+# none was tried.  Inline: a request/response pays no extra call.
+cdef inline int send_then_receive(Stream self, fs_buf_t *iov, int count,
+                                  int flags, int64_t *deadline,
+                                  fs_ssize_t *n) except -1:
+    cdef fs_ssize_t err = 0
+    cdef Py_ssize_t got = 0
+    cdef fs_sock_t fd = self.sock.fd
+    cdef int64_t timeout = self.sock.timeout_ns
+    cdef int ms = 0, w = 0
+    cdef bint tried = False
+    cdef fs_buf_t pending
+    if timeout > 0:
+        ms = ms_left(deadline, timeout)
+    pending.base = self.wbuf
+    pending.len = self.wlen
+    # Request/response: the pending bytes go out in one send and the answer
+    # is awaited in the same release of the GIL (with a timeout, by a wait
+    # first: it cannot be there yet, so a receive tried first would only
+    # fail).  The write lock is let go before the wait, so a writer thread
+    # is never held up by a reader.
+    with nogil:
+        err = send_one(fd, &pending, MSG_DONTWAIT if timeout < 0 else 0)
+        if pending.len == 0:
+            # wbusy stays set: a writer running meanwhile takes the slow
+            # path, and the lock orders its append after this.
+            self.wlen = 0
+            PyThread_release_lock(self.wlock)
+            if timeout < 0:
+                n[0] = recv_iov(fd, iov, count, flags)
+                tried = True
+            elif ms > 0:
+                w = fs_wait(fd, FS_POLLIN, ms)
+                if w > 0:
+                    n[0] = recv_iov(fd, iov, count, flags)
+                    tried = True
+    if pending.len == 0:
+        if PyThread_acquire_lock(self.wlock, NOWAIT_LOCK):
+            self.wbusy = False      # else its holder clears it
+            PyThread_release_lock(self.wlock)
+        if w == FS_EINTR:
+            PyErr_CheckSignals()
+        return tried
+    try:
+        self.keep_unsent(&pending, 1, True)
+        if self.flush_before_read(<int>err, iov, count, deadline, &got):
+            n[0] = got
+            return 1
+    finally:
+        self.unlock_write()
+    return 0
 
 
 cdef class Stream:
@@ -385,55 +455,11 @@ cdef class Stream:
 
     cdef Py_ssize_t receive(self, fs_buf_t *iov, int count, int flags,
                             int64_t *deadline) except -1:
-        cdef fs_ssize_t n = 0, err = 0
-        cdef Py_ssize_t got = 0
+        cdef fs_ssize_t n = 0
         cdef fs_sock_t fd = self.sock.fd
-        cdef int64_t timeout = self.sock.timeout_ns
-        cdef int ms = 0, w = 0
         cdef bint tried = False
-        cdef fs_buf_t pending
-        cdef fs_buf_t *cur = &pending
-        cdef size_t left = 1
         if self.wlen > 0 and self.try_lock_write():
-            if timeout > 0:
-                ms = ms_left(deadline, timeout)
-            pending.base = self.wbuf
-            pending.len = self.wlen
-            # Request/response: the pending bytes go out in one send and
-            # the answer is awaited in the same release of the GIL (with a
-            # timeout, by a wait first: it cannot be there yet, so a receive
-            # tried first would only fail).  The write lock is let go before
-            # the wait, so a writer thread is never held up by a reader.
-            with nogil:
-                err = send_iov(fd, &cur, &left,
-                               MSG_DONTWAIT if timeout < 0 else 0)
-                if left == 0:
-                    # wbusy stays set: a writer running meanwhile takes the
-                    # slow path, and the lock orders its append after this.
-                    self.wlen = 0
-                    PyThread_release_lock(self.wlock)
-                    if timeout < 0:
-                        n = recv_iov(fd, iov, count, flags)
-                        tried = True
-                    elif ms > 0:
-                        w = fs_wait(fd, FS_POLLIN, ms)
-                        if w > 0:
-                            n = recv_iov(fd, iov, count, flags)
-                            tried = True
-            if left == 0:
-                if PyThread_acquire_lock(self.wlock, NOWAIT_LOCK):
-                    self.wbusy = False      # else its holder clears it
-                    PyThread_release_lock(self.wlock)
-                if w == FS_EINTR:
-                    PyErr_CheckSignals()
-            else:
-                try:
-                    self.keep_unsent(cur, left, True)
-                    if self.flush_before_read(<int>err, iov, count, deadline,
-                                              &got):
-                        return got
-                finally:
-                    self.unlock_write()
+            tried = send_then_receive(self, iov, count, flags, deadline, &n)
         while True:
             if tried:
                 if n >= 0:
@@ -452,8 +478,6 @@ cdef class Stream:
         cdef fs_sock_t fd = self.sock.fd
         cdef int flags = MSG_DONTWAIT if self.sock.timeout_ns < 0 else 0
         cdef fs_buf_t pending
-        cdef fs_buf_t *cur
-        cdef size_t left
         while True:
             if err == FS_EINTR:
                 PyErr_CheckSignals()
@@ -475,12 +499,10 @@ cdef class Stream:
                     self.sock.wait_or_raise(<int>n, FS_POLLIN, deadline)
             pending.base = self.wbuf
             pending.len = self.wlen
-            cur = &pending
-            left = 1
             with nogil:
-                err = <int>send_iov(fd, &cur, &left, flags)
-            self.keep_unsent(cur, left, True)
-            if left == 0:
+                err = <int>send_one(fd, &pending, flags)
+            self.keep_unsent(&pending, 1, True)
+            if pending.len == 0:
                 return 0
 
     cdef int make_room(self, Py_ssize_t need) except -1:

@@ -14,6 +14,7 @@ from typing import Any, Optional, Tuple, Union
 
 from fastsock._batch import DatagramBatch
 from fastsock._socket import Socket
+from fastsock.client import _check_port
 
 __all__ = ["DatagramBatch", "udp"]
 
@@ -41,6 +42,14 @@ def udp(
     the first address getaddrinfo gives for a name; AF_INET when neither
     says.  A name is resolved once, in that family.
     """
+    # Checked before anything is resolved, bound or connected.
+    if family is not None and (not isinstance(family, int)
+                               or isinstance(family, bool)):
+        raise TypeError(f"family must be an int or None, not "
+                        f"{type(family).__name__!r}")
+    for given in (address, connect):
+        if isinstance(given, tuple) and len(given) >= 2:
+            _check_port(given[1])
     if family is None:
         family = _family_of(connect, address)
     bind_to = _resolved(address, family)

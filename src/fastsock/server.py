@@ -25,7 +25,8 @@ from typing import Any, Callable, Iterable, Optional, Union
 
 from fastsock._socket import Socket
 from fastsock._stream import Stream
-from fastsock.client import Address, _is_unix, _set_nodelay, listen
+from fastsock.client import (Address, _check_int, _check_stream_options,
+                             _check_timeout, _is_unix, _set_nodelay, listen)
 
 __all__ = ["Server"]
 
@@ -134,24 +135,31 @@ class Server:
     stops accepting (new clients wait in the listen backlog) until one
     ends.  ``allow`` admits peers by network list or by a callable
     ``allow(address) -> bool``; a refused peer is closed before any handler
-    runs and counted in ``refused``.
+    runs and counted in ``refused``.  ``timeout`` is each connection's
+    stream timeout (None: blocking), so that a client that sends nothing
+    cannot hold a thread forever.
     """
 
     def __init__(self, address: Address, handler: Handler, *, backlog: int = 128,
                  reuse_port: bool = False, max_connections: Optional[int] = None,
                  buffer_size: int = 65536, allow: Allow = None,
-                 dualstack: bool = False) -> None:
+                 dualstack: bool = False, timeout: Optional[float] = None) -> None:
+        # Every argument is checked before binding, so a bad one leaves
+        # nothing open.
         if not callable(handler):
             raise TypeError("handler must be callable")
-        if max_connections is not None and max_connections < 1:
-            raise ValueError("max_connections must be at least 1")
-        if buffer_size < 1:
-            raise ValueError("buffer_size must be positive")
-        # Checked before binding, so a bad allow list leaves nothing open.
+        if max_connections is not None:
+            _check_int("max_connections", max_connections, 1)
+        _check_stream_options(buffer_size, 0)
+        _check_timeout(timeout)
+        if timeout is not None and timeout <= 0:
+            # 0 would make each handler's stream non-blocking.
+            raise ValueError("timeout must be positive or None")
         self._allow = _make_filter(allow, -1 if _is_unix(address) else _stdlib.AF_INET)
         self._handler = handler
         self._max = max_connections
         self._buffer_size = buffer_size
+        self._timeout = timeout
         # The accept loop sleeps in select() on the listener and this pair;
         # a byte on it wakes the loop for shutdown or when it paused.
         self._wake_r, self._wake_w = _stdlib.socketpair()
@@ -264,10 +272,11 @@ class Server:
             while self._state == _SERVING:
                 # Try first, wait only when nothing is queued.
                 try:
-                    conn, addr = accept()
+                    accepted = accept()
                 except BlockingIOError:
-                    self._wait(sel, None)
-                    continue
+                    # Waits below, out of this handler: a Ctrl-C there must
+                    # not show up chained to this BlockingIOError.
+                    accepted = None
                 except OSError as exc:
                     if self._state != _SERVING:
                         break
@@ -282,6 +291,10 @@ class Server:
                                     self._address, exc)
                     self._pause(sel, backoff)
                     continue
+                if accepted is None:
+                    self._wait(sel, None)
+                    continue
+                conn, addr = accepted
                 backoff = 0.0
                 if self._dispatch(conn, addr):
                     self._pause(sel, None)
@@ -387,6 +400,8 @@ class Server:
                 _set_nodelay(conn, self._family)
             except OSError:
                 pass
+            if self._timeout is not None:
+                conn.settimeout(self._timeout)
             stream = Stream(conn, buffer_size=self._buffer_size)
             with self._cond:
                 self._open[stream] = None
@@ -397,6 +412,8 @@ class Server:
             if self._state >= _STOPPING and isinstance(exc, (OSError, EOFError)):
                 log.debug("fastsock.Server: handler for %r ended by shutdown: %r",
                           addr, exc)
+            elif isinstance(exc, TimeoutError) and self._timeout is not None:
+                log.info("fastsock.Server: connection from %r timed out", addr)
             else:
                 log.exception("fastsock.Server: handler for %r raised", addr)
         finally:

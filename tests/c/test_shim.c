@@ -545,6 +545,60 @@ out:
     close_socks(p, 2);
 }
 
+static void test_dup_inheritable(void)
+{
+    fs_sock_t p[2] = {FS_INVALID_SOCKET, FS_INVALID_SOCKET};
+    fs_sock_t d = FS_INVALID_SOCKET, bad = FS_INVALID_SOCKET;
+    int family = -1, type = -1, proto = -1, fd = -1;
+    char buf[8], path[260] = "";
+
+    BEGIN("fs_dup, fs_get_inheritable, fs_set_inheritable");
+    REQUIRE_EQ(fs_socketpair(PAIR_FAMILY, SOCK_STREAM, 0, p), 0);
+    REQUIRE_EQ(fs_dup(p[0], &d), 0);
+    CHECK(d != p[0]);
+    CHECK_EQ(inheritable(d), 0);
+    CHECK_EQ(fs_get_inheritable(d), 0);
+    REQUIRE_EQ(fs_sock_info(d, &family, &type, &proto), 0);
+    CHECK_EQ(family, PAIR_FAMILY);
+    CHECK_EQ(type, SOCK_STREAM);
+
+    /* The copy outlives the original: it is the same socket. */
+    close_socks(&p[0], 1);
+    CHECK_EQ(fs_send(d, "dup", 3, 0), 3);
+    REQUIRE_EQ(recv_exact(p[1], buf, 3), 0);
+    CHECK(memcmp(buf, "dup", 3) == 0);
+
+    CHECK_EQ(fs_set_inheritable(d, 1), 0);
+    CHECK_EQ(fs_get_inheritable(d), 1);
+    CHECK_EQ(inheritable(d), 1);
+    CHECK_EQ(fs_set_inheritable(d, 1), 0);      /* already so: no change */
+    CHECK_EQ(fs_get_inheritable(d), 1);
+    CHECK_EQ(fs_set_inheritable(d, 0), 0);
+    CHECK_EQ(fs_get_inheritable(d), 0);
+    CHECK_EQ(inheritable(d), 0);
+
+#ifdef _WIN32
+    /* WSADuplicateSocketW() refuses a handle that is no socket (with
+     * WSAENOTSOCK, or WSAEOPNOTSUPP under wine). */
+    fd = temp_file("x", 1, path);
+    REQUIRE(fd >= 0);
+    CHECK(fs_dup(file_as_socket(fd), &bad) < 0);
+#else
+    (void)path;
+    CHECK_EQ(fs_dup(FS_INVALID_SOCKET, &bad), FS_EBADF);
+    CHECK_EQ(fs_get_inheritable(FS_INVALID_SOCKET), FS_EBADF);
+    CHECK_EQ(fs_set_inheritable(FS_INVALID_SOCKET, 1), FS_EBADF);
+#endif
+    CHECK(bad == FS_INVALID_SOCKET);
+out:
+    if (fd >= 0) {
+        close_fd(fd);
+        remove(path);
+    }
+    close_socks(&d, 1);
+    close_socks(p, 2);
+}
+
 static void test_socketpair_roundtrip(void)
 {
     fs_sock_t p[2] = {FS_INVALID_SOCKET, FS_INVALID_SOCKET};
@@ -2044,6 +2098,7 @@ int main(void)
     test_bufs_advance();
     test_error_info();
     test_sock_info();
+    test_dup_inheritable();
     test_socketpair_roundtrip();
     test_sendv_recvv();
     test_nonblocking_partial();

@@ -97,9 +97,10 @@ LEGEND = """\
 How to read this:
   rate      the median of the {rounds} runs of that side, in the unit on the
             workload's line; (min-max) of those runs beside it.
-  x stdlib  for each round, this side's rate divided by the stdlib rate of the
-            same round (the first side; stdlib-timeout for fastsock-timeout);
-            the median of those per-round ratios, with their min-max.  Rounds are seconds apart and share the
+  x stdlib  for each round, this side's rate divided by the stdlib rate of
+            the same round (the first side; for fastsock-timeout, the rate of
+            stdlib-timeout); the median of those per-round ratios, then their
+            min-max.  The sides of one round run seconds apart and share the
             machine's state, so this is the ratio to trust; it need not equal
             the ratio of the two medians above it.
   p99       W6: the 99th percentile of the request latency the load

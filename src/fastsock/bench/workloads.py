@@ -82,7 +82,7 @@ def all_workloads() -> List[Workload]:
             _side("fastsock", "Stream.write + readexactly(64)", streams.run_ping_pong),
             _side("c", "send + recv", streams.run_ping_pong, needs=c_stream),
             _side("stdlib-timeout", "the same, settimeout(5)", streams.run_ping_pong),
-            Side("fastsock-timeout", "the same, settimeout(5); x stdlib-timeout",
+            Side("fastsock-timeout", "settimeout(5); ratio to stdlib-timeout",
                  lambda n: streams.run_ping_pong("fastsock-timeout", n), versus="stdlib-timeout"),
         ], seconds=0.6),
         Workload("W3", "frames (4-byte length + 100 B), batched sender", "msg/s",
