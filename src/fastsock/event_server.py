@@ -181,7 +181,10 @@ class EventServer:
         already received, sends their replies and closes each connection
         once its queue is empty; after ``timeout`` seconds aborts what is
         left.  From a callback it only begins the shutdown (the loop ends
-        after the callback returns)."""
+        after the callback returns).  A reply still being computed on
+        another thread is not waited for: a connection with nothing queued
+        and no complete message left is closed, so finish such work (e.g.
+        shut the pool down) before calling this."""
         if timeout is not None and not timeout >= 0:
             raise ValueError("timeout must be None or >= 0")
         with self._lock:
