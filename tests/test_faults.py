@@ -323,9 +323,10 @@ def test_signals_all_through_a_long_transfer(kind, main_sends):
         got = outcome[0]
         assert isinstance(got, bytes), outcome
         assert len(got) == len(blob) and sha(got) == sha(blob)
-        # The timer fired all through (not only once), on a loaded machine
-        # too: at least one signal per 20 ms of transfer.
-        assert storm.hits >= max(5, took / 0.02), (storm.hits, took)
+        # The handler ran again and again during the transfer.  (Not one
+        # run per timer tick: a busy interpreter runs a signal's handler
+        # once for several ticks.)
+        assert storm.hits >= 5, (storm.hits, took)
     finally:
         ours.close()
         other.close()

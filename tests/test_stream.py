@@ -1057,6 +1057,115 @@ def test_settimeout_is_the_sockets(pair):
         s.settimeout(-1)
 
 
+# ---- drain(): graceful shutdown, one message at a time ------------------------
+
+BOUNDARY_READS = {
+    "recv_frame": lambda s: s.recv_frame(),
+    "frames": lambda s: list(s.frames()),
+    "recv_frame_into": lambda s: s.recv_frame_into(bytearray(10)),
+    "readline": lambda s: s.readline(),
+    "readuntil": lambda s: s.readuntil(b"END"),
+    "read(n)": lambda s: s.read(10),
+    "read()": lambda s: s.read(),
+    "read1": lambda s: s.read1(10),
+    "peek": lambda s: s.peek(),
+    "readexactly": lambda s: s.readexactly(10),
+    "readexactly large": lambda s: s.readexactly(1000),
+    "readinto large": lambda s: s.readinto(bytearray(1000)),
+}
+
+
+def read_in_thread(fn, s):
+    out = []
+
+    def run():
+        try:
+            out.append(fn(s))
+        except (EOFError, OSError, ValueError) as exc:
+            out.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, out
+
+
+def is_eof(result):
+    if isinstance(result, IncompleteReadError):
+        return result.partial == b""
+    return isinstance(result, EOFError) or result in (b"", [], 0)
+
+
+@pytest.mark.parametrize("timeout", [None, T])
+@pytest.mark.parametrize("read", sorted(BOUNDARY_READS))
+def test_drain_wakes_a_reader_idle_at_a_boundary_with_eof(tcp_pair, read, timeout):
+    s, b = tcp_pair(buffer_size=64, timeout=timeout)
+    t, out = read_in_thread(BOUNDARY_READS[read], s)
+    time.sleep(0.1)
+    assert t.is_alive()
+    start = time.monotonic()
+    assert s.drain() is True
+    t.join(T)
+    assert not t.is_alive() and time.monotonic() - start < 2
+    assert is_eof(out[0]), out
+    s.write(b"and so is ours")       # the sending side stays open
+    s.flush()
+    assert drain(b, 14) == b"and so is ours"
+
+
+@pytest.mark.parametrize("read", sorted(BOUNDARY_READS))
+def test_drain_lets_a_begun_message_finish_then_ends_the_next_read(pair, read):
+    s, b = pair(buffer_size=64)
+    messages = {"recv_frame": frame(b"0123456789"), "frames": frame(b"0123456789"),
+                "recv_frame_into": frame(b"0123456789"),
+                "readline": b"012345678\n", "readuntil": b"0123456END",
+                "readexactly large": bytes(1000), "readinto large": bytes(1000)}
+    message = messages.get(read, b"0123456789")
+    b.sendall(message[:3])
+    t, out = read_in_thread(BOUNDARY_READS[read], s)
+    time.sleep(0.1)
+    assert s.drain() is False               # busy: it holds bytes of one
+    time.sleep(0.05)
+    b.sendall(message[3:])
+    if read == "read()":
+        b.shutdown(socket.SHUT_WR)        # read() reads to the real EOF
+    t.join(T)
+    assert not t.is_alive()
+    if read in ("read1", "peek"):         # one receive: what had come
+        assert out == [b"012"]
+        return
+    expected = {"recv_frame": b"0123456789", "frames": [b"0123456789"],
+                "recv_frame_into": 10, "readinto large": 1000,
+                "read(n)": b"0123456789", "read()": b"0123456789",
+                "readexactly": b"0123456789"}
+    assert out == [expected.get(read, message)]
+    # The next read at the boundary ends at once.
+    start = time.monotonic()
+    assert is_eof(_eof_of(BOUNDARY_READS[read], s))
+    assert time.monotonic() - start < 1
+
+
+def _eof_of(fn, s):
+    try:
+        return fn(s)
+    except EOFError as exc:
+        return exc
+
+
+def test_drain_serves_what_is_already_in_the_kernel(pair):
+    s, b = pair()
+    b.sendall(frame(b"one") + frame(b"two"))
+    time.sleep(0.05)
+    assert s.drain() is False
+    assert s.draining
+    assert list(s.frames()) == [b"one", b"two"]     # then EOF at once
+
+
+def test_drain_of_a_closed_stream_does_nothing(pair):
+    s, b = pair()
+    s.close()
+    assert s.drain() is False
+
+
 # ---- threads and signals --------------------------------------------------------
 
 def test_concurrent_reader_and_writer():

@@ -42,6 +42,13 @@ cdef class Stream:
     cdef int write_error
     cdef bint closed_
     cdef bint close_pending        # close() waits for a call in progress
+    # Graceful shutdown (drain()).  `draining`: once set, a read at a
+    # message boundary that would wait for the peer returns EOF instead.
+    # `idle`: a reader is waiting in a receive at a boundary; set under
+    # the GIL after testing `draining`, cleared right after the receive
+    # returns.  drain() shuts the reading side down only when it is set.
+    cdef bint draining
+    cdef bint idle
     cdef PyThread_type_lock rlock  # held by a reader's slow path
     cdef PyThread_type_lock wlock  # held while the write buffer is sent
     cdef object __weakref__
@@ -67,8 +74,13 @@ cdef class Stream:
     # ---- receiving ------------------------------------------------------
     # One receive (recv flags `flags`) into iov[0..count-1] (count is 1 or
     # 2), after sending the pending writes; returns bytes received, 0 at EOF.
+    # `boundary`: nothing of the message or read() call received yet (see
+    # may_wait() and drain()).
     cdef Py_ssize_t receive(self, fs_buf_t *iov, int count, int flags,
-                            int64_t *deadline) except -1
+                            int64_t *deadline, bint boundary) except -1
+    # Before a wait at a boundary: 0 if draining and nothing has arrived
+    # (the read returns EOF), else 1, with `idle` set at a boundary.
+    cdef int may_wait(self, bint boundary) noexcept
     # Sends pending writes before a read waits, after the first send of
     # them stopped on `err`; stops early if data arrives (then *got holds
     # the receive's result): 1 if it received, else 0.  A broken
@@ -79,7 +91,10 @@ cdef class Stream:
     # shrink a drained grown buffer); always leaves at least one free byte.
     cdef int make_room(self, Py_ssize_t need) except -1
     # One receive into the free room of rbuf; returns bytes, 0 at EOF.
+    # fill() is at a boundary when nothing is buffered; fill_from() is
+    # told (read_into() may hold bytes of its call elsewhere).
     cdef Py_ssize_t fill(self, int64_t *deadline) except -1
+    cdef Py_ssize_t fill_from(self, int64_t *deadline, bint boundary) except -1
     # Fill until n bytes are buffered: 1, or 0 at EOF with fewer.
     cdef int fill_to(self, Py_ssize_t n, int64_t *deadline) except -1
     # Put data back in front of the (empty) read buffer: used when a read

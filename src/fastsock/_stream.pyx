@@ -140,7 +140,7 @@ cdef inline fs_ssize_t recv_iov(fs_sock_t fd, fs_buf_t *iov, int count,
 # none was tried.  Inline: a request/response pays no extra call.
 cdef inline int send_then_receive(Stream self, fs_buf_t *iov, int count,
                                   int flags, int64_t *deadline,
-                                  fs_ssize_t *n) except -1:
+                                  fs_ssize_t *n, bint boundary) except -1:
     cdef fs_ssize_t err = 0
     cdef Py_ssize_t got = 0
     cdef fs_sock_t fd = self.sock.fd
@@ -148,6 +148,10 @@ cdef inline int send_then_receive(Stream self, fs_buf_t *iov, int count,
     cdef int ms = 0, w = 0
     cdef bint tried = False
     cdef fs_buf_t pending
+    # Draining at a boundary (see Stream.drain()): send the pending bytes
+    # but do not wait here; receive()'s loop decides between EOF and a
+    # receive.
+    cdef bint wait = not (boundary and self.draining)
     if timeout > 0:
         ms = ms_left(deadline, timeout)
     pending.base = self.wbuf
@@ -157,6 +161,7 @@ cdef inline int send_then_receive(Stream self, fs_buf_t *iov, int count,
     # first: it cannot be there yet, so a receive tried first would only
     # fail).  The write lock is let go before the wait, so a writer thread
     # is never held up by a reader.
+    self.idle = boundary and wait
     with nogil:
         err = send_one(fd, &pending, MSG_DONTWAIT if timeout < 0 else 0)
         if pending.len == 0:
@@ -164,14 +169,18 @@ cdef inline int send_then_receive(Stream self, fs_buf_t *iov, int count,
             # path, and the lock orders its append after this.
             self.wlen = 0
             PyThread_release_lock(self.wlock)
-            if timeout < 0:
+            if timeout < 0 and wait:
                 n[0] = recv_iov(fd, iov, count, flags)
                 tried = True
-            elif ms > 0:
+            elif ms > 0 and wait:
                 w = fs_wait(fd, FS_POLLIN, ms)
                 if w > 0:
                     n[0] = recv_iov(fd, iov, count, flags)
                     tried = True
+        # Cleared as soon as the receive returns, still without the GIL:
+        # drain() must not take a reader holding the first bytes of a
+        # message for an idle one.
+        self.idle = False
     if pending.len == 0:
         if PyThread_acquire_lock(self.wlock, NOWAIT_LOCK):
             self.wbusy = False      # else its holder clears it
@@ -451,22 +460,70 @@ cdef class Stream:
     def gettimeout(self):
         return self.sock.timeout
 
+    def drain(self):
+        """Graceful shutdown of the reading side, one message at a time
+        (what Server.shutdown does to each connection).  From now on, a
+        read at a message boundary (nothing of the next frame, line or
+        read() received) that would wait for the peer returns EOF at once;
+        a message already begun, or already in the kernel, is still read
+        whole.  A reader waiting at a boundary now, with nothing received,
+        is woken with EOF: returns True then.  The sending side stays
+        open."""
+        if self.closed_:
+            return False
+        self.draining = True
+        # The reader holds the read lock while idle, so the descriptor
+        # stays open here.  Bytes already in the kernel mean the reader is
+        # about to wake with a message: it is left alone.  A byte arriving
+        # between this test and the shutdown started after the shutdown.
+        if self.idle and fs_wait(self.sock.fd, FS_POLLIN, 0) == 0:
+            fs_shutdown(self.sock.fd, 0)        # SHUT_RD: the read sees EOF
+            return True
+        return False
+
+    @property
+    def draining(self):
+        """True once drain() was called."""
+        return self.draining
+
     # ---- receiving: the machinery ---------------------------------------
 
+    cdef int may_wait(self, bint boundary) noexcept:
+        # Graceful shutdown (see drain()): a read at a message boundary
+        # about to wait for the peer.  While draining it ends (0: EOF)
+        # unless bytes are already in the kernel; else the reader is
+        # marked idle, so that drain() can wake it.  The test of `draining`
+        # and the setting of `idle` happen under the GIL, as drain() does
+        # its part, so one of the two always sees the other.
+        if boundary:
+            if self.draining and fs_wait(self.sock.fd, FS_POLLIN, 0) == 0:
+                return 0
+            self.idle = True
+        return 1
+
     cdef Py_ssize_t receive(self, fs_buf_t *iov, int count, int flags,
-                            int64_t *deadline) except -1:
+                            int64_t *deadline, bint boundary) except -1:
         cdef fs_ssize_t n = 0
         cdef fs_sock_t fd = self.sock.fd
         cdef bint tried = False
         if self.wlen > 0 and self.try_lock_write():
-            tried = send_then_receive(self, iov, count, flags, deadline, &n)
+            tried = send_then_receive(self, iov, count, flags, deadline, &n,
+                                      boundary)
         while True:
             if tried:
                 if n >= 0:
                     return n
-                self.sock.wait_or_raise(<int>n, FS_POLLIN, deadline)
+                if not self.may_wait(boundary):
+                    return 0
+                try:
+                    self.sock.wait_or_raise(<int>n, FS_POLLIN, deadline)
+                finally:
+                    self.idle = False
+            if not self.may_wait(boundary):
+                return 0
             with nogil:
                 n = recv_iov(fd, iov, count, flags)
+                self.idle = False
             tried = True
 
     cdef int flush_before_read(self, int err, fs_buf_t *iov, int count,
@@ -535,12 +592,16 @@ cdef class Stream:
         return 0
 
     cdef Py_ssize_t fill(self, int64_t *deadline) except -1:
+        return self.fill_from(deadline, self.rend == self.rpos)
+
+    cdef Py_ssize_t fill_from(self, int64_t *deadline,
+                              bint boundary) except -1:
         cdef fs_buf_t iov
         cdef Py_ssize_t n
         self.make_room(0)
         iov.base = self.rbuf + self.rend
         iov.len = self.rcap - self.rend
-        n = self.receive(&iov, 1, 0, deadline)
+        n = self.receive(&iov, 1, 0, deadline, boundary)
         self.rend += n
         return n
 
@@ -593,7 +654,8 @@ cdef class Stream:
                     r = self.receive(
                         iov, 2 if spill else 1,
                         MSG_WAITALL if all and not spill
-                        and self.sock.timeout_ns < 0 else 0, deadline)
+                        and self.sock.timeout_ns < 0 else 0, deadline,
+                        got == 0 and headlen == 0)
                     if r > n - got:
                         self.rend += r - (n - got)
                         r = n - got
@@ -605,7 +667,9 @@ cdef class Stream:
                         PyErr_CheckSignals()
                         continue
                 else:
-                    r = self.fill(deadline)
+                    # Empty buffer: a boundary only if nothing of this
+                    # call was taken yet.
+                    r = self.fill_from(deadline, got == 0 and headlen == 0)
                     r = min(r, n - got)
                     copy(dst + got, self.rbuf + self.rpos, r)
                     self.rpos += r

@@ -7,10 +7,13 @@ reused for the next one: the hand-off is one put on a C queue
 here runs per byte or per request: the accept is ``Socket.accept`` and the
 handler reads and writes through the C ``Stream``.
 
-Shutdown is graceful in three steps: stop accepting; shut down the
-receiving side of every open connection, so handlers waiting for a request
-see end-of-file while replies they are writing still go out; wait for the
-handlers; and only then shut down what is left in both directions.
+Shutdown is graceful, as Go's ``http.Server.Shutdown`` is: stop accepting;
+``Stream.drain()`` every open connection, which ends at once (with EOF) a
+handler waiting at a message boundary with nothing of the next message
+received, and makes every other handler's next boundary read end the same
+way once it has finished its message and its reply; wait for the handlers;
+and only when the time given runs out, shut down what is left in both
+directions.
 """
 from __future__ import annotations
 
@@ -406,7 +409,9 @@ class Server:
             with self._cond:
                 self._open[stream] = None
                 if self._state >= _STOPPING:
-                    _shutdown_quietly(stream, _stdlib.SHUT_RD)
+                    # Accepted before shutdown began: a request already
+                    # here is served, else its first read ends at once.
+                    stream.drain()
             self._handler(stream, addr)
         except BaseException as exc:
             if self._state >= _STOPPING and isinstance(exc, (OSError, EOFError)):
@@ -442,15 +447,17 @@ class Server:
     # ---- shutdown --------------------------------------------------------
 
     def shutdown(self, timeout: Optional[float] = None) -> None:
-        """Stops the server and waits for its handlers.
+        """Stops the server gracefully and waits for its handlers.
 
-        Stops accepting and closes the listener; shuts down the receiving
-        side of every open connection, so a handler blocked in a read (or
-        reading later) gets end-of-file while what it writes still goes
-        out; then waits up to ``timeout`` seconds (None: as long as it
-        takes) for the handlers to return.  Connections whose handlers are
-        still running after that are shut down in both directions.
-        Calling it again, or from a handler, is allowed.
+        Stops accepting and closes the listener.  Each open connection is
+        drained (``Stream.drain()``): a handler waiting in a read at a
+        message boundary, with nothing of the next message received, gets
+        end-of-file at once; every other handler finishes its message and
+        its reply, and its next read at a boundary gets end-of-file.  Waits
+        up to ``timeout`` seconds (None: as long as it takes) for the
+        handlers to return; connections whose handlers are still running
+        after that are shut down in both directions.  Calling it again, or
+        from a handler, is allowed.
         """
         with self._cond:
             if self._state == _CLOSED:
@@ -464,8 +471,10 @@ class Server:
         self._listener.close()        # and removes its AF_UNIX socket file
         mine = 1 if me in self._workers else 0
         with self._cond:
+            # Under the lock: a handler starting now drains its own stream
+            # (see _serve), so none is missed.
             for stream in self._open:
-                _shutdown_quietly(stream, _stdlib.SHUT_RD)
+                stream.drain()
             if not self._cond.wait_for(lambda: self._count <= mine, timeout):
                 log.warning("fastsock.Server %r: %d handlers still running "
                             "after %s s; shutting their connections down",
