@@ -450,7 +450,7 @@ int fs_poller_wake(fs_poller_t *p);
 /* The backend's name: "epoll", "poll" or "wsapoll".  Never fails. */
 const char *fs_poller_name(const fs_poller_t *p);
 
-/* ---- addresses (fs_common.c; AF_UNIX in the platform files) ------------- */
+/* ---- addresses (fs_common.c) ------------------------------------------- */
 
 /* Fills *a with an AF_INET or AF_INET6 address from a numeric host
  * ("" is the any-address, "<broadcast>" the IPv4 broadcast address).

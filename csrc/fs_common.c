@@ -38,10 +38,24 @@ size_t fs_bufs_total(const fs_buf_t *bufs, size_t n)
  * their headers differ. */
 #ifdef _WIN32
 #  include <ws2tcpip.h>
+/* afunix.h's SOCKADDR_UN (Windows 10 1803 and later), which older SDKs
+ * lack. */
+struct fs__sockaddr_un {
+    ADDRESS_FAMILY sun_family;
+    char sun_path[108];
+};
 #else
 #  include <arpa/inet.h>
 #  include <netdb.h>
 #  include <netinet/in.h>
+#  include <sys/un.h>
+#  define fs__sockaddr_un sockaddr_un
+#endif
+/* Where a name with a leading NUL is abstract: every byte of it counts. */
+#if defined(_WIN32) || defined(__linux__)
+#  define FS__UNIX_ABSTRACT 1
+#else
+#  define FS__UNIX_ABSTRACT 0
 #endif
 #include <string.h>
 
@@ -543,4 +557,40 @@ int fs_poller_wait(fs_poller_t *p, fs_pevent_t *out, int max,
     if (max <= 0)
         return FS_EINVAL;
     return fs__poller_wait(p, out, max, timeout_ms);
+}
+
+int fs_addr_unix(fs_addr_t *a, const char *path, size_t len)
+{
+    struct fs__sockaddr_un *un = (struct fs__sockaddr_un *)&a->ss;
+
+    memset(a, 0, sizeof(*a));
+    if (len >= sizeof(un->sun_path) + (len > 0 && path[0] == '\0'))
+        return FS_EINVAL;
+    un->sun_family = AF_UNIX;
+    memcpy(un->sun_path, path, len);
+    /* An abstract name is exactly its bytes; a path gets its NUL.  (The OS
+     * refuses what it does not support.) */
+    a->len = (fs_socklen_t)(offsetof(struct fs__sockaddr_un, sun_path) + len
+                            + (len > 0 && path[0] != '\0'));
+    return 0;
+}
+
+int fs_addr_unix_path(const fs_addr_t *a, const char **path)
+{
+    const struct fs__sockaddr_un *un =
+        (const struct fs__sockaddr_un *)&a->ss;
+    size_t off = offsetof(struct fs__sockaddr_un, sun_path);
+    size_t len;
+
+    *path = un->sun_path;
+    if ((size_t)a->len <= off)
+        return 0;
+    len = (size_t)a->len - off;
+    /* Linux may count a NUL past a path that fills sun_path. */
+    if (len > sizeof(un->sun_path))
+        len = sizeof(un->sun_path);
+    if (FS__UNIX_ABSTRACT && un->sun_path[0] == '\0')
+        return (int)len;
+    /* A path ends at its first NUL, whatever length the OS gave. */
+    return (int)strnlen(un->sun_path, len);
 }

@@ -11,7 +11,6 @@
 #include <string.h>
 #include <time.h>
 #include <stddef.h>
-#include <sys/un.h>
 #include <unistd.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -83,6 +82,25 @@ static int fs__cloexec(int fd)
     return 0;
 }
 
+/* Where the OS could not make them so at once: marks fds[0..n-1]
+ * close-on-exec and, unless `nonblocking` is -1, sets that mode.  On an
+ * error closes them all and returns it. */
+static int fs__own(int *fds, int n, int nonblocking)
+{
+    int err = 0;
+    int i;
+
+    for (i = 0; i < n && err == 0; i++) {
+        err = fs__cloexec(fds[i]);
+        if (err == 0 && nonblocking >= 0)
+            err = fs_set_nonblocking(fds[i], nonblocking);
+    }
+    if (err < 0)
+        for (i = 0; i < n; i++)
+            close(fds[i]);
+    return err;
+}
+
 /* Without SO_NOSIGPIPE or MSG_NOSIGNAL a write to a closed peer would
  * kill the process; CPython ignores SIGPIPE, but a C host may not. */
 #ifdef MSG_NOSIGNAL
@@ -106,14 +124,12 @@ static void fs__nosigpipe(int fd)
  * error with fd closed. */
 static int fs__private(int fd)
 {
+    int err;
+
     if (fd < 0)
         return fs_last_error();
-    if (fs__cloexec(fd) < 0) {
-        int err = fs_last_error();
-        close(fd);
-        return err;
-    }
-    return fd;
+    err = fs__own(&fd, 1, -1);
+    return err < 0 ? err : fd;
 }
 
 int fs_socket(int family, int type, int proto, fs_sock_t *out)
@@ -136,7 +152,7 @@ int fs_socket(int family, int type, int proto, fs_sock_t *out)
 
 int fs_socketpair(int family, int type, int proto, fs_sock_t out[2])
 {
-    int fds[2];
+    int fds[2], err;
 
 #ifdef SOCK_CLOEXEC
     if (socketpair(family, type | SOCK_CLOEXEC, proto, fds) == 0)
@@ -146,12 +162,9 @@ int fs_socketpair(int family, int type, int proto, fs_sock_t out[2])
 #endif
     if (socketpair(family, type, proto, fds) < 0)
         return fs_last_error();
-    if (fs__cloexec(fds[0]) < 0 || fs__cloexec(fds[1]) < 0) {
-        int err = fs_last_error();
-        close(fds[0]);
-        close(fds[1]);
+    err = fs__own(fds, 2, -1);
+    if (err < 0)
         return err;
-    }
 #ifdef SOCK_CLOEXEC
 done:
 #endif
@@ -295,13 +308,9 @@ static int fs__accept(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len,
         return fs_last_error();
     /* BSD accept() inherits O_NONBLOCK from the listener; Linux does not:
      * set the mode either way. */
-    err = fs__cloexec(fd);
-    if (err == 0)
-        err = fs_set_nonblocking(fd, nonblocking);
-    if (err < 0) {
-        close(fd);
+    err = fs__own(&fd, 1, nonblocking);
+    if (err < 0)
         return err;
-    }
 #endif
     fs__nosigpipe(fd);
     *out = fd;
@@ -643,18 +652,9 @@ static int fs__wake_open(fs_poller_t *p)
 
     if (pipe(fds) < 0)
         return fs_last_error();
-    err = fs__cloexec(fds[0]);
-    if (err == 0)
-        err = fs__cloexec(fds[1]);
-    if (err == 0)
-        err = fs_set_nonblocking(fds[0], 1);
-    if (err == 0)
-        err = fs_set_nonblocking(fds[1], 1);
-    if (err < 0) {
-        close(fds[0]);
-        close(fds[1]);
+    err = fs__own(fds, 2, 1);
+    if (err < 0)
         return err;
-    }
     p->wake_rd = fds[0];
     p->wake_wr = fds[1];
     return 0;
@@ -875,39 +875,6 @@ int fs__poller_wait(fs_poller_t *p, fs_pevent_t *out, int max,
 const char *fs_poller_name(const fs_poller_t *p)
 {
     return p->epfd >= 0 ? "epoll" : "poll";
-}
-
-int fs_addr_unix(fs_addr_t *a, const char *path, size_t len)
-{
-    struct sockaddr_un *un = (struct sockaddr_un *)&a->ss;
-
-    memset(a, 0, sizeof(*a));
-    if (len >= sizeof(un->sun_path) + (len > 0 && path[0] == '\0'))
-        return FS_EINVAL;
-    un->sun_family = AF_UNIX;
-    memcpy(un->sun_path, path, len);
-    /* An abstract name is exactly its bytes; a path gets its NUL. */
-    a->len = (fs_socklen_t)(offsetof(struct sockaddr_un, sun_path) + len
-                            + (len > 0 && path[0] != '\0'));
-    return 0;
-}
-
-int fs_addr_unix_path(const fs_addr_t *a, const char **path)
-{
-    const struct sockaddr_un *un = (const struct sockaddr_un *)&a->ss;
-    size_t off = offsetof(struct sockaddr_un, sun_path);
-    size_t len;
-
-    *path = un->sun_path;
-    if ((size_t)a->len <= off)
-        return 0;
-    len = (size_t)a->len - off;
-#ifdef __linux__
-    if (un->sun_path[0] == '\0')
-        return (int)len; /* abstract: every byte counts */
-#endif
-    /* A path ends at its first NUL, whatever length the kernel gave. */
-    return (int)strnlen(un->sun_path, len);
 }
 
 size_t fs_cmsg_space(size_t datalen)

@@ -1007,49 +1007,6 @@ const char *fs_poller_name(const fs_poller_t *p)
     return "wsapoll";
 }
 
-/* ---- AF_UNIX addresses (Windows 10 1803 and later) -------------------- */
-
-/* afunix.h's SOCKADDR_UN, which older SDKs lack. */
-struct fs__sockaddr_un {
-    ADDRESS_FAMILY sun_family;
-    char sun_path[108];
-};
-
-int fs_addr_unix(fs_addr_t *a, const char *path, size_t len)
-{
-    struct fs__sockaddr_un *un = (struct fs__sockaddr_un *)&a->ss;
-
-    memset(a, 0, sizeof(*a));
-    if (len >= sizeof(un->sun_path) + (len > 0 && path[0] == '\0'))
-        return FS_EINVAL;
-    un->sun_family = AF_UNIX;
-    memcpy(un->sun_path, path, len);
-    /* As on POSIX: an abstract name (leading NUL) is exactly its bytes, a
-     * path gets its NUL; WinSock refuses what it does not support. */
-    a->len = (fs_socklen_t)(offsetof(struct fs__sockaddr_un, sun_path) + len
-                            + (len > 0 && path[0] != '\0'));
-    return 0;
-}
-
-int fs_addr_unix_path(const fs_addr_t *a, const char **path)
-{
-    const struct fs__sockaddr_un *un =
-        (const struct fs__sockaddr_un *)&a->ss;
-    size_t off = offsetof(struct fs__sockaddr_un, sun_path);
-    size_t len;
-
-    *path = un->sun_path;
-    if ((size_t)a->len <= off)
-        return 0;
-    len = (size_t)a->len - off;
-    if (len > sizeof(un->sun_path))
-        len = sizeof(un->sun_path);
-    if (un->sun_path[0] == '\0')
-        return (int)len; /* abstract: every byte counts */
-    /* A path ends at its first NUL, whatever length WinSock gave. */
-    return (int)strnlen(un->sun_path, len);
-}
-
 /* ---- ancillary data: none on Windows ---------------------------------- */
 
 size_t fs_cmsg_space(size_t datalen)

@@ -1,5 +1,6 @@
 """Load: N concurrent connections to one fastsock.Server, each moving frames
-whose content is checked, then nothing left behind.
+whose content is checked, then a graceful shutdown with every connection
+still open and its handler idle, and nothing left behind.
 
     PYTHONPATH=src python3 tests/load_server.py --connections 1000 --rounds 5
 
@@ -80,6 +81,16 @@ def drive(streams, first, rounds, max_size, seed, counts, errors):
         errors.append(f"client thread {first}: {exc!r}")
 
 
+def _ends_cleanly(stream):
+    try:
+        stream.recv_frame()
+    except EOFError as exc:
+        return not isinstance(exc, fastsock.IncompleteReadError)
+    except OSError:
+        return False
+    return False          # a frame nobody asked for
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=1000)
@@ -126,6 +137,12 @@ def main():
             thread.join(LIMIT)
         stuck = sum(thread.is_alive() for thread in clients)
         moved = time.monotonic() - start - connected
+        # Every handler now waits for its next frame: shutdown() must end
+        # them all at once, each client seeing a clean EOF.
+        began = time.monotonic()
+        server.shutdown(timeout=LIMIT)
+        shutdown_seconds = time.monotonic() - began
+        clean_eof = sum(_ends_cleanly(stream) for stream in streams)
     finally:
         for stream in streams:
             stream.close()
@@ -144,6 +161,8 @@ def main():
         "connect_seconds": round(connected, 2),
         "transfer_seconds": round(moved, 2),
         "frames_per_second": round(len(counts) / moved) if moved else None,
+        "shutdown_seconds": round(shutdown_seconds, 3),
+        "clients_saw_clean_eof": clean_eof,
         "errors": errors[:5],
         "stuck_client_threads": stuck,
         "threads_left": threading.active_count() - threads_before,
@@ -152,7 +171,7 @@ def main():
     }
     print(json.dumps(result), flush=True)
     ok = (not errors and not stuck and len(counts) == n * args.rounds
-          and peak == n and result["threads_left"] == 0
+          and peak == n and clean_eof == n and result["threads_left"] == 0
           and result["descriptors_left"] == 0)
     sys.exit(0 if ok else 1)
 

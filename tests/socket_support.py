@@ -1,8 +1,9 @@
 """Helpers shared by the Socket tests: connected pairs built with any socket
-class (socket.socket or fastsock.Socket), and a descriptor-leak guard."""
+class (socket.socket or fastsock.Socket), and the descriptor listing that
+the leak guard in conftest.py uses."""
 import contextlib
-import gc
 import os
+import shutil
 import signal
 import socket
 import threading
@@ -27,6 +28,17 @@ def has_ipv6():
 
 
 HAS_IPV6 = has_ipv6()
+needs_ipv6 = pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback here")
+
+
+def need_tool(command, package=None):
+    """The path of an outside program a test runs; a clear failure (never a
+    skip) when it is missing, naming how to install it."""
+    path = shutil.which(command)
+    spec = command if package in (None, command) else f"{command}={package}"
+    assert path, (f"{command} is missing: sh tests/install_tools.sh {spec} "
+                  f"installs it from Debian's packages (.ci/run does)")
+    return path
 
 
 def open_fds():
@@ -38,20 +50,6 @@ def open_fds():
         except OSError:         # the listing's own descriptor, now closed
             pass
     return fds
-
-
-@pytest.fixture(autouse=True)
-def no_fd_leak():
-    """Fails a test that leaves a descriptor open."""
-    before = open_fds()
-    yield
-    leaked = open_fds() - before
-    if leaked:
-        # Only what garbage collection cannot close is a leak (collecting
-        # after every test would cost more than the tests).
-        gc.collect()
-        leaked = open_fds() - before
-    assert not leaked, f"descriptors left open: {sorted(leaked)}"
 
 
 def connected_pair(cls, family, address, timeout=GUARD):

@@ -3,7 +3,6 @@ import errno
 import gc
 import os
 import re
-import shutil
 import socket
 import struct
 import subprocess
@@ -18,7 +17,7 @@ import fastsock
 from fastsock import DatagramBatch, Socket
 from fastsock._batch import recv_batch, send_batch
 from fastsock._socket import socketpair
-from socket_support import on_alarm
+from socket_support import need_tool, on_alarm
 
 # Every blocking call in this file has a timeout, so a bug fails a test
 # instead of hanging the suite.
@@ -639,6 +638,7 @@ SYSCALL_PROBE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.strace
 @pytest.mark.skipif(sys.platform != "linux", reason="Linux offload")
 @pytest.mark.parametrize("kind, disable, segmented", [
     ("udp", "", True), ("udp", "1", False), ("unix", "", False)])
@@ -646,8 +646,7 @@ def test_which_send_is_used(kind, disable, segmented):
     # strace shows the system calls: one segmented sendmsg for a run on
     # UDP; sendmmsg where it is switched off, and always on AF_UNIX (which
     # would take the run as one datagram).
-    strace = shutil.which("strace")
-    assert strace, "strace is needed (apt-get install strace)"
+    strace = need_tool("strace")
     env = dict(os.environ, FASTSOCK_DISABLE_GSO=disable,
                PYTHONPATH=os.pathsep.join(sys.path))
     out = subprocess.run(

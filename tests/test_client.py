@@ -10,22 +10,11 @@ import pytest
 import fastsock
 from fastsock import Listener, Stream, connect, listen, socketpair
 from fastsock import client as client_module
+from socket_support import needs_ipv6
 
 T = 5.0
 
 
-def has_ipv6():
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-needs_ipv6 = pytest.mark.skipif(not has_ipv6(), reason="no IPv6 loopback here")
 needs_unix = pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no AF_UNIX")
 linux_only = pytest.mark.skipif(not os.uname().sysname == "Linux",
                                 reason="Linux abstract namespace")

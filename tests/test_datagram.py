@@ -127,6 +127,20 @@ def test_unix_path(tmp_path, closing):
     assert roundtrip(tx, rx, b"local") == (b"local", os.fspath(tmp_path / "tx.sock"))
 
 
+def test_a_path_is_any_form_connect_takes(tmp_path, closing):
+    # str, bytes, bytearray and os.PathLike name AF_UNIX paths here as in
+    # fastsock.connect() and listen() (one test of the address kind).
+    raw = os.fsencode(tmp_path / "b.sock")
+    for address in (os.fspath(tmp_path / "s.sock"), raw, bytearray(raw[:-6] + b"a.sock"),
+                    tmp_path / "p.sock"):
+        sock = udp(address)
+        closing(sock)
+        assert sock.family == socket.AF_UNIX
+        want = bytes(address) if isinstance(address, bytearray) else os.fsencode(address)
+        assert os.fsencode(sock.getsockname()) == want
+
+
+
 @pytest.mark.parametrize("address, exc", [
     (["127.0.0.1", 0], TypeError),
     (("127.0.0.1",), TypeError),

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 import pytest
 
 import fastsock
-from socket_support import HAS_IPV6
+from socket_support import need_tool, needs_ipv6
 
 HOST = "127.0.0.1"
 
@@ -678,7 +678,7 @@ def test_unix_socket(tmp_path):
             assert recv_exactly(sock, 6) == b"hello\n"
 
 
-@pytest.mark.skipif(not HAS_IPV6, reason="this machine has no IPv6 loopback")
+@needs_ipv6
 def test_ipv6_and_dualstack():
     with serving(echo, address=("::1", 0)) as server:
         with socket.create_connection(server.address[:2], timeout=5) as sock:
@@ -791,19 +791,11 @@ def test_ten_thousand_concurrent_connections():
 
 # ---- real clients nobody here wrote ---------------------------------------
 
-def tool(name):
-    path = subprocess.run(["sh", "-c", f"command -v {name}"], capture_output=True,
-                          text=True).stdout.strip()
-    assert path, (f"{name} is missing: tests/install_load_tools.sh installs it "
-                  f"(Debian's packages), and .ci/run calls that script")
-    return path
-
-
 HTTP_REPLY = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
 
 
 def test_wrk_keep_alive_http_has_no_errors():
-    wrk = tool("wrk")
+    wrk = need_tool("wrk")
     with serving(lambda c, m: HTTP_REPLY, framing=b"\r\n\r\n") as server:
         port = server.address[1]
         out = subprocess.run([wrk, "-t1", "-c32", "-d1s", f"http://{HOST}:{port}/"],
@@ -817,7 +809,7 @@ def test_wrk_keep_alive_http_has_no_errors():
 
 @pytest.mark.parametrize("pipeline", [1, 16])
 def test_redis_benchmark_ping_inline_has_no_errors(pipeline):
-    bench = tool("redis-benchmark")
+    bench = need_tool("redis-benchmark", "redis-tools")
     answered = [0]
 
     def on_message(conn, line):

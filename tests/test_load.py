@@ -1,5 +1,6 @@
 """Load: 1,000 concurrent connections to one Server, each moving frames with
-content checked; nothing lost, no thread or descriptor left after.  The
+content checked, then a graceful shutdown of all of them at once; nothing
+lost, no thread or descriptor left after.  The
 work runs in a child process (tests/load_server.py), which raises its own
 RLIMIT_NOFILE from the usual soft limit of 1024."""
 import json
@@ -31,5 +32,6 @@ def test_1000_connections_move_frames_and_leave_nothing():
     assert result["peak_open"] == 1000
     assert result["frames"] == result["expected_frames"] == 10_000
     assert result["errors"] == []
+    assert result["clients_saw_clean_eof"] == 1000       # shut down idle
     assert result["threads_left"] == 0 and result["descriptors_left"] == 0
     assert result["fd_limit"] > 2000

@@ -4,7 +4,6 @@ import ipaddress
 import logging
 import os
 import re
-import shutil
 import signal
 import socket
 import struct
@@ -19,6 +18,7 @@ import pytest
 import fastsock
 import fastsock.server
 from fastsock import Server
+from socket_support import need_tool
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # The child imports the fastsock this process tested: the installed wheel
@@ -746,13 +746,7 @@ def http_handler(stream, address):
 
 @pytest.fixture(scope="module")
 def wrk():
-    path = shutil.which("wrk")
-    if path is None:
-        subprocess.run(["bash", os.path.join(HERE, "install_load_tools.sh")],
-                       check=True, timeout=600)
-        path = shutil.which("wrk")
-    assert path, "wrk is needed: tests/install_load_tools.sh installs it"
-    return path
+    return need_tool("wrk")
 
 
 def test_wrk_keep_alive_http_has_no_errors(serve, wrk):

@@ -223,6 +223,40 @@ def test_pipelined_requests_sent_before_shutdown_are_all_answered():
     assert outcomes == [("served", request_payload(i)) for i in range(3)] + ["eof"]
 
 
+def test_a_request_waiting_in_the_listen_backlog_is_answered():
+    # At max_connections the server stops accepting: the second client
+    # waits in the backlog, its request sent in full.  Closing the
+    # listener would reset it; shutdown() takes it and answers instead.
+    outcomes = []
+    server = Server(("127.0.0.1", 0), make_handler("frame", outcomes),
+                    max_connections=1).start()
+    with client(server) as first, client(server) as queued:
+        first.sendall(KINDS["frame"][1](request_payload(1)))
+        reply = expected_reply("frame", 1)
+        assert recv_exactly(first, len(reply)) == reply
+        queued.sendall(KINDS["frame"][1](request_payload(2)))
+        time.sleep(0.1)
+        assert server.connections == 1          # still in the backlog
+        server.shutdown(timeout=LIMIT)
+        assert peer_closed(first)
+        reply = expected_reply("frame", 2)
+        assert recv_exactly(queued, len(reply)) == reply
+        assert peer_closed(queued)
+    assert sorted(o for o in outcomes if o != "eof") == [
+        ("served", request_payload(1)), ("served", request_payload(2))]
+
+
+def test_an_idle_connection_in_the_backlog_ends_at_once():
+    server = Server(("127.0.0.1", 0), make_handler("line", []),
+                    max_connections=1).start()
+    with client(server) as first, client(server) as queued:
+        wait_until(lambda: server.connections == 1)
+        start = time.monotonic()
+        server.shutdown(timeout=LIMIT)
+        assert time.monotonic() - start < 2.0
+        assert peer_closed(first) and peer_closed(queued)
+
+
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_timeout_cuts_a_request_that_never_completes(kind):
     outcomes = []

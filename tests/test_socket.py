@@ -8,7 +8,6 @@ import mmap
 import os
 import pathlib
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -22,11 +21,9 @@ import pytest
 
 import fastsock
 from fastsock import Socket
-from socket_support import (GUARD, Interrupted, Reader, closing, no_fd_leak,
+from socket_support import (GUARD, Interrupted, Reader, closing, need_tool,
                             signal_raises, slow_peer, tcp_pair,
                             times_out_whole)
-
-__all__ = ["no_fd_leak"]    # the autouse fixture, imported to be active
 
 IOV_MAX = os.sysconf("SC_IOV_MAX")
 
@@ -340,10 +337,7 @@ MARK = re.compile(r'^write\(\d+, "(<<|>>)([^"]*)"')
 def syscalls_between_markers(kind, tmp_path):
     """{label: [system call names]} made by each measured call of CHILD run
     under strace for socket class `kind`."""
-    strace = shutil.which("strace")
-    if strace is None:
-        pytest.fail("strace is not installed (apt-get install strace): it "
-                    "is needed to count system calls for goal G9")
+    strace = need_tool("strace")      # it counts system calls for goal G9
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     out = tmp_path / f"strace-{kind}.txt"
@@ -376,6 +370,7 @@ EXPECTED = {"recv_into": "recvfrom", "send": "sendto",
             "recvfrom_into": "recvfrom", "sendto": "sendto"}
 
 
+@pytest.mark.strace
 def test_one_system_call_per_operation_even_with_timeout(tmp_path):
     """G9: on a ready socket, recv_into/send/recvfrom_into/sendto make
     exactly one system call, with or without a timeout (no poll first)."""
@@ -387,6 +382,7 @@ def test_one_system_call_per_operation_even_with_timeout(tmp_path):
         assert names == [EXPECTED[op]], (label, names)
 
 
+@pytest.mark.strace
 def test_strace_check_sees_the_stdlib_poll(tmp_path):
     """The same measurement on the stdlib finds its poll() before each call
     when a timeout is set: proof that the check above could fail."""

@@ -9,19 +9,17 @@ import selectors
 import select
 import socket
 import struct
+import sys
 import threading
 import time
 
 import pytest
 
 import fastsock
-from socket_support import (GUARD, HAS_IPV6, Interrupted, Reader, closing,
-                            no_fd_leak, on_alarm, signal_raises, slow_peer,
+from socket_support import (GUARD, Interrupted, Reader, closing, needs_ipv6,
+                            on_alarm, signal_raises, slow_peer,
                             tcp_pair, times_out_whole, udp_pair, unix_pair)
 
-__all__ = ["no_fd_leak"]    # the autouse fixture, imported to be active
-
-needs_ipv6 = pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback here")
 FAMILIES = [pytest.param(socket.AF_INET, id="ipv4"),
             pytest.param(socket.AF_INET6, id="ipv6", marks=needs_ipv6)]
 
@@ -631,13 +629,28 @@ def test_bind_resolves_names(cls):
 
 
 def test_listen_backlog_forms(cls):
-    for backlog in (None, 0, -5, 5):
+    # None: the stdlib's default; a negative backlog is taken as 0.
+    forms = ((None, min(128, socket.SOMAXCONN)), (0, 0), (-5, 0), (5, 5))
+    for backlog, given in forms:
         with cls() as s:
+            s.settimeout(GUARD)
             s.bind(("127.0.0.1", 0))
             if backlog is None:
                 s.listen()
             else:
                 s.listen(backlog)
+            if sys.platform.startswith("linux"):
+                # A listener's tcp_info holds the backlog the kernel took
+                # in tcpi_sacked (u32 at offset 28), capped at somaxconn.
+                with open("/proc/sys/net/core/somaxconn") as f:
+                    cap = int(f.read())
+                info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+                assert struct.unpack_from("I", info, 28)[0] == min(given, cap)
+            # Even a backlog of 0 lets a connection in.
+            with socket.create_connection(s.getsockname(), timeout=GUARD) as c:
+                conn, addr = s.accept()
+                conn.close()
+                assert addr == c.getsockname()
 
 
 # ---- datagrams -----------------------------------------------------------------

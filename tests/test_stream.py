@@ -245,6 +245,7 @@ def test_readinto_kinds(pair, make):
     assert bytes(buf) == data
 
 
+@pytest.mark.leaky_import
 def test_readinto_numpy(pair):
     import numpy as np
     s, b = pair()

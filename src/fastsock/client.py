@@ -9,7 +9,10 @@ import stat
 import sys
 from typing import Any, Iterator, List, Optional, Tuple, Union
 
-from fastsock._socket import Socket, _PortError
+from fastsock._args import (TCP_FAMILIES, check_address, check_int,
+                            check_stream_options, check_timeout,
+                            is_unix_address, split_address)
+from fastsock._socket import Socket
 from fastsock._socket import socketpair as _socket_pair
 from fastsock._stream import Stream
 from fastsock._stream import accept_stream as _accept_stream
@@ -24,71 +27,6 @@ Address = Union[Tuple[Any, ...], str, bytes, "os.PathLike[str]", "os.PathLike[by
 
 _MAX_FRAME = 16 * 2**20
 _HAS_UNIX = hasattr(_stdlib, "AF_UNIX")
-# Stream's own limits (see Stream.__init__), checked here before any I/O.
-_MIN_BUFFER = 16
-_MAX_HEADER = 2**32 - 1
-
-
-def _is_unix(address: object) -> bool:
-    return isinstance(address, (str, bytes, bytearray, os.PathLike))
-
-
-def _split(address: object) -> Tuple[Any, int]:
-    """(host, port) of an IP address tuple, both checked, before anything
-    is resolved, bound or connected."""
-    if not isinstance(address, tuple) or len(address) < 2:
-        raise TypeError(
-            "address must be a (host, port) tuple or an AF_UNIX path, not "
-            f"{address!r}")
-    host, port = address[0], address[1]
-    if host is not None and not isinstance(host, (str, bytes, bytearray)):
-        raise TypeError(f"host must be a str, bytes or None, not "
-                        f"{type(host).__name__!r}")
-    _check_port(port)
-    return host, port
-
-
-def _check_port(port: object) -> None:
-    # The errors of Socket.connect/bind (a _PortError is the stdlib's
-    # OverflowError and a ValueError), raised before getaddrinfo.
-    if not isinstance(port, int) or isinstance(port, bool):
-        raise TypeError(f"port must be an int, not {type(port).__name__!r}")
-    if not 0 <= port <= 0xFFFF:
-        raise _PortError("port must be 0-65535.")
-
-
-def _check_address(address: object) -> None:
-    """An AF_UNIX path, or a (host, port[, ...]) tuple with its parts
-    checked."""
-    if not _is_unix(address):
-        _split(address)
-
-
-def _check_timeout(timeout: object) -> None:
-    # The errors of Socket.settimeout().
-    if timeout is None:
-        return
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError("Timeout value must be int, float or None")
-    if timeout != timeout:
-        raise ValueError("Invalid value NaN (not a number)")
-    if timeout < 0:
-        raise ValueError("Timeout value out of range")
-
-
-def _check_int(name: str, value: object, low: int, high: Optional[int] = None) -> None:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__!r}")
-    if value < low or (high is not None and value > high):
-        bound = f"at least {low}" if high is None else f"{low} to {high}"
-        raise ValueError(f"{name} must be {bound}")
-
-
-def _check_stream_options(buffer_size: object, max_frame: object) -> None:
-    """The Stream options, checked before a socket is bound or connected,
-    so that no connection is made only to fail."""
-    _check_int("buffer_size", buffer_size, _MIN_BUFFER)
-    _check_int("max_frame", max_frame, 0, _MAX_HEADER)
 
 
 def _resolve(host: Any, port: int, flags: int = 0) -> List[Tuple[int, Any]]:
@@ -106,20 +44,10 @@ def _resolve(host: Any, port: int, flags: int = 0) -> List[Tuple[int, Any]]:
     return [(family, sockaddr) for family, _, _, _, sockaddr in infos]
 
 
-_TCP_FAMILIES = (_stdlib.AF_INET, _stdlib.AF_INET6)
 # Linux gives the sockets that a listening socket accepts its TCP_NODELAY
 # (tests/test_client.py checks it): one setsockopt() per listener instead
 # of one per connection.
 _ACCEPT_INHERITS_NODELAY = sys.platform.startswith("linux")
-
-
-def _set_nodelay(sock: Socket, family: Optional[int] = None) -> None:
-    """TCP_NODELAY on a TCP socket; `family`, when the caller knows it,
-    saves reading sock.family (which builds an enum member each time)."""
-    if family is None:
-        family = int(sock.family)
-    if family in _TCP_FAMILIES:
-        sock.setsockopt(_stdlib.IPPROTO_TCP, _stdlib.TCP_NODELAY, 1)
 
 
 def connect(address: Address, *, timeout: Optional[float] = None,
@@ -138,15 +66,15 @@ def connect(address: Address, *, timeout: Optional[float] = None,
     if stream is not None:
         return stream
     # Checked before anything is resolved or connected.
-    _check_timeout(timeout)
-    _check_stream_options(buffer_size, max_frame)
+    check_timeout(timeout)
+    check_stream_options(buffer_size, max_frame)
     if source_address is not None:
-        _check_address(source_address)
+        check_address(source_address)
     candidates: List[Tuple[int, Any]]
-    if _is_unix(address):
+    if is_unix_address(address):
         candidates = [(_stdlib.AF_UNIX if _HAS_UNIX else -1, address)]
     else:
-        host, port = _split(address)
+        host, port = split_address(address)
         candidates = _resolve(host, port)
     errors: List[OSError] = []
     for family, sockaddr in candidates:
@@ -176,13 +104,13 @@ class Listener:
         if not isinstance(sock, Socket):
             raise TypeError(f"Listener needs a fastsock.Socket, not "
                             f"{type(sock).__name__!r}")
-        _check_stream_options(buffer_size, max_frame)
+        check_stream_options(buffer_size, max_frame)
         self._sock = sock
         self._family = int(sock.family)
         self._buffer_size = buffer_size
         self._max_frame = max_frame
         # Whether accept() sets TCP_NODELAY on each connection.
-        self._nodelay = nodelay and self._family in _TCP_FAMILIES
+        self._nodelay = nodelay and self._family in TCP_FAMILIES
         if self._nodelay and _ACCEPT_INHERITS_NODELAY:
             sock.setsockopt(_stdlib.IPPROTO_TCP, _stdlib.TCP_NODELAY, 1)
             self._nodelay = False
@@ -266,13 +194,13 @@ def listen(address: Address, *, backlog: int = 128, reuse_port: bool = False,
     """A Listener bound to `address`: (host, port) (port 0 picks a free
     port, host "" every interface) or an AF_UNIX path.  `dualstack` listens
     on IPv6 and IPv4 with one socket; `reuse_port` sets SO_REUSEPORT."""
-    _check_int("backlog", backlog, -2**31, 2**31 - 1)
-    _check_stream_options(buffer_size, max_frame)
+    check_int("backlog", backlog, -2**31, 2**31 - 1)
+    check_stream_options(buffer_size, max_frame)
     sockaddr: Any
-    if _is_unix(address):
+    if is_unix_address(address):
         family, sockaddr = (_stdlib.AF_UNIX if _HAS_UNIX else -1), address
     else:
-        host, port = _split(address)
+        host, port = split_address(address)
         if dualstack:
             if not _stdlib.has_dualstack_ipv6():
                 raise ValueError("dualstack (IPV6_V6ONLY=0) is not supported here")
@@ -314,7 +242,7 @@ def socketpair(*, buffer_size: int = 65536,
                max_frame: int = _MAX_FRAME) -> Tuple[Stream, Stream]:
     """Two connected Streams (AF_UNIX where the OS has it, else loopback
     TCP)."""
-    _check_stream_options(buffer_size, max_frame)
+    check_stream_options(buffer_size, max_frame)
     a, b = _socket_pair()
     try:
         return (Stream(a, buffer_size=buffer_size, max_frame=max_frame),

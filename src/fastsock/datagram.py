@@ -14,7 +14,7 @@ from typing import Any, Optional, Tuple, Union
 
 from fastsock._batch import DatagramBatch
 from fastsock._socket import Socket
-from fastsock.client import _check_port
+from fastsock._args import check_port, is_unix_address
 
 __all__ = ["DatagramBatch", "udp"]
 
@@ -49,7 +49,7 @@ def udp(
                         f"{type(family).__name__!r}")
     for given in (address, connect):
         if isinstance(given, tuple) and len(given) >= 2:
-            _check_port(given[1])
+            check_port(given[1])
     if family is None:
         family = _family_of(connect, address)
     bind_to = _resolved(address, family)
@@ -64,10 +64,6 @@ def udp(
         sock.close()
         raise
     return sock
-
-
-def _is_path(address: object) -> bool:
-    return isinstance(address, (str, bytes, os.PathLike))
 
 
 def _numeric_family(host: object) -> Optional[int]:
@@ -91,7 +87,7 @@ def _family_of(*addresses: Optional[Address]) -> int:
     for address in addresses:
         if address is None:
             continue
-        if _is_path(address):
+        if is_unix_address(address):
             if _AF_UNIX is None:
                 raise ValueError("AF_UNIX paths are not supported here")
             return _AF_UNIX
@@ -115,7 +111,7 @@ def _family_of(*addresses: Optional[Address]) -> int:
 def _resolved(address: Optional[Address], family: int) -> Optional[Address]:
     """The address with a host name resolved (in `family`), so that bind
     and connect do not look it up again."""
-    if (address is None or _is_path(address) or not isinstance(address, tuple)
+    if (address is None or is_unix_address(address) or not isinstance(address, tuple)
             or len(address) != 2 or address[0] in _ANY_FAMILY_HOSTS
             or _numeric_family(address[0]) is not None
             or family not in (_stdlib.AF_INET, _stdlib.AF_INET6)):

@@ -14,8 +14,9 @@ import threading
 from typing import Any, Callable, Optional, Union
 
 from fastsock._event import EventConnection, EventLoop
-from fastsock.client import Address, _is_unix, listen
-from fastsock.server import Allow, _make_filter
+from fastsock._allow import Allow, make_filter
+from fastsock._args import is_unix_address
+from fastsock.client import Address, listen
 
 __all__ = ["EventServer", "EventConnection"]
 
@@ -100,7 +101,7 @@ class EventServer:
             if not idle_timeout > 0:
                 raise ValueError("idle_timeout must be positive")
         backend = _backend()
-        allow_fn = _make_filter(allow, -1 if _is_unix(address) else _stdlib.AF_INET)
+        allow_fn = make_filter(allow, -1 if is_unix_address(address) else _stdlib.AF_INET)
 
         self._listener = listen(address, backlog=backlog, reuse_port=reuse_port,
                                 dualstack=dualstack, nodelay=False)

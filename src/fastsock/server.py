@@ -7,7 +7,8 @@ reused for the next one: the hand-off is one put on a C queue
 here runs per byte or per request: the accept is ``Socket.accept`` and the
 handler reads and writes through the C ``Stream``.
 
-Shutdown is graceful, as Go's ``http.Server.Shutdown`` is: stop accepting;
+Shutdown is graceful, as Go's ``http.Server.Shutdown`` is: stop accepting
+(taking what the listen backlog holds, rather than resetting it);
 ``Stream.drain()`` every open connection, which ends at once (with EOF) a
 handler waiting at a message boundary with nothing of the next message
 received, and makes every other handler's next boundary read end the same
@@ -18,28 +19,25 @@ directions.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import logging
 import selectors
 import socket as _stdlib
 import threading
-from _queue import Empty, SimpleQueue
-from typing import Any, Callable, Iterable, Optional, Union
+from queue import Empty, SimpleQueue
+from typing import Any, Callable, Optional
 
 from fastsock._socket import Socket
 from fastsock._stream import Stream
-from fastsock.client import (Address, _check_int, _check_stream_options,
-                             _check_timeout, _is_unix, _set_nodelay, listen)
+from fastsock._allow import Allow, make_filter
+from fastsock._args import (check_int, check_stream_options, check_timeout,
+                            is_unix_address, set_nodelay)
+from fastsock.client import Address, listen
 
 __all__ = ["Server"]
 
 log = logging.getLogger("fastsock")
 
 Handler = Callable[[Stream, Any], object]
-Network = Union[str, ipaddress.IPv4Network, ipaddress.IPv6Network,
-                ipaddress.IPv4Address, ipaddress.IPv6Address,
-                ipaddress.IPv4Interface, ipaddress.IPv6Interface]
-Allow = Union[None, Network, Iterable[Network], Callable[[Any], bool]]
 
 # accept() failures that concern one connection only (it was aborted or
 # hit a network error before we took it: see accept(2), "Error handling"):
@@ -65,63 +63,6 @@ _IDLE_SECONDS = 30.0
 _FORCE_WAIT = 2.0
 
 _NEW, _SERVING, _STOPPING, _CLOSED = range(4)
-
-
-class _Networks:
-    """allow= as a list of networks: admits a peer whose IP is in one."""
-
-    __slots__ = ("v4", "v6")
-
-    def __init__(self, items: Iterable[Network]) -> None:
-        self.v4: list = []
-        self.v6: list = []
-        for item in items:
-            net = _network(item)
-            (self.v4 if net.version == 4 else self.v6).append(net)
-
-    def __call__(self, address: Any) -> bool:
-        host = address[0].partition("%")[0]     # drop an IPv6 scope
-        ip = ipaddress.ip_address(host)
-        if ip.version == 6:
-            if any(ip in net for net in self.v6):
-                return True
-            # A dual-stack socket shows IPv4 peers as ::ffff:a.b.c.d.
-            mapped = ip.ipv4_mapped
-            return mapped is not None and any(mapped in net for net in self.v4)
-        return any(ip in net for net in self.v4)
-
-
-_ONE_NETWORK = (str, ipaddress.IPv4Network, ipaddress.IPv6Network,
-                ipaddress.IPv4Address, ipaddress.IPv6Address)
-
-
-def _network(item: Network) -> Union[ipaddress.IPv4Network, ipaddress.IPv6Network]:
-    if isinstance(item, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
-        return item
-    if isinstance(item, (ipaddress.IPv4Interface, ipaddress.IPv6Interface)):
-        return item.network
-    if isinstance(item, (ipaddress.IPv4Address, ipaddress.IPv6Address, str)):
-        # Strict: "10.0.0.1/8" has host bits set and is refused rather than
-        # silently widened to a network the caller may not have meant.
-        return ipaddress.ip_network(item)
-    raise TypeError(f"allow: expected a network, an address or a string, "
-                    f"got {type(item).__name__}")
-
-
-def _make_filter(allow: Allow, family: int) -> Optional[Callable[[Any], bool]]:
-    if allow is None:
-        return None
-    if callable(allow):
-        return allow
-    if isinstance(allow, _ONE_NETWORK):
-        allow = (allow,)
-    if family not in (_stdlib.AF_INET, _stdlib.AF_INET6):
-        raise ValueError("allow: a network list needs a TCP address")
-    try:
-        items = list(allow)   # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError("allow must be None, networks or a callable") from None
-    return _Networks(items)
 
 
 class Server:
@@ -151,18 +92,20 @@ class Server:
         # nothing open.
         if not callable(handler):
             raise TypeError("handler must be callable")
+        check_int("backlog", backlog, -2**31, 2**31 - 1)
         if max_connections is not None:
-            _check_int("max_connections", max_connections, 1)
-        _check_stream_options(buffer_size, 0)
-        _check_timeout(timeout)
+            check_int("max_connections", max_connections, 1)
+        check_stream_options(buffer_size, 0)
+        check_timeout(timeout)
         if timeout is not None and timeout <= 0:
             # 0 would make each handler's stream non-blocking.
             raise ValueError("timeout must be positive or None")
-        self._allow = _make_filter(allow, -1 if _is_unix(address) else _stdlib.AF_INET)
+        self._allow = make_filter(allow, -1 if is_unix_address(address) else _stdlib.AF_INET)
         self._handler = handler
         self._max = max_connections
         self._buffer_size = buffer_size
         self._timeout = timeout
+        self._backlog = max(backlog, 1)
         # The accept loop sleeps in select() on the listener and this pair;
         # a byte on it wakes the loop for shutdown or when it paused.
         self._wake_r, self._wake_w = _stdlib.socketpair()
@@ -400,7 +343,7 @@ class Server:
             # Replies are small and latency matters (as Listener does).
             # A peer gone already is the handler's to find out.
             try:
-                _set_nodelay(conn, self._family)
+                set_nodelay(conn, self._family)
             except OSError:
                 pass
             if self._timeout is not None:
@@ -449,7 +392,9 @@ class Server:
     def shutdown(self, timeout: Optional[float] = None) -> None:
         """Stops the server gracefully and waits for its handlers.
 
-        Stops accepting and closes the listener.  Each open connection is
+        Stops accepting, hands the connections still queued in the
+        listener to handlers (their requests may be there already), and
+        closes the listener.  Each open connection is
         drained (``Stream.drain()``): a handler waiting in a read at a
         message boundary, with nothing of the next message received, gets
         end-of-file at once; every other handler finishes its message and
@@ -468,6 +413,8 @@ class Server:
         me = threading.current_thread()
         if was_serving and self._loop_thread != threading.get_ident():
             self._loop_done.wait()
+        if was_serving:
+            self._take_backlog()
         self._listener.close()        # and removes its AF_UNIX socket file
         mine = 1 if me in self._workers else 0
         with self._cond:
@@ -490,6 +437,20 @@ class Server:
             self._state = _CLOSED
         self._wake_r.close()
         self._wake_w.close()
+
+    def _take_backlog(self) -> None:
+        """Hands the connections still queued in the listener to handlers:
+        closing the listener would reset them, and their clients may have
+        sent a request in full already.  Each handler starts drained (see
+        _serve): it answers a request that is there and ends at once
+        otherwise.  At most one backlog's worth, so a flood cannot hold
+        shutdown here."""
+        for _ in range(self._backlog):
+            try:
+                conn, addr = self._sock.accept()
+            except OSError:
+                return
+            self._dispatch(conn, addr)
 
     def server_close(self) -> None:
         """socketserver's name for closing: the same as shutdown()."""

@@ -24,6 +24,7 @@ import subprocess
 import sys
 
 from fastsock.bench import native
+from fastsock.bench.streams import MEASURED_CPU, PEER_CPU
 
 C_KINDS = {"c-threads": "threads", "c-epoll": "epoll"}
 
@@ -209,8 +210,8 @@ SERVERS = {"fastsock": serve_fastsock, "threading": serve_threading,
 # ---- driving them ----------------------------------------------------------
 
 def start_server(kind, cpu, wrap=()):
-    """Starts server `kind` (SERVERS or C_KINDS) on `cpu`, under the command
-    `wrap` if given; returns (process, port)."""
+    """Starts server `kind` (SERVERS or C_KINDS) on `cpu` (-1: not pinned),
+    under the command `wrap` if given; returns (process, port)."""
     if kind in C_KINDS:
         command = [native.build("echo_server"), C_KINDS[kind]]
     else:
@@ -218,7 +219,7 @@ def start_server(kind, cpu, wrap=()):
         # for an in-place build, else the installed package).
         command = [sys.executable, "-m", "fastsock.bench.servers", kind, str(cpu)]
     pin = None
-    if kind in C_KINDS and hasattr(os, "sched_setaffinity"):
+    if kind in C_KINDS and cpu >= 0:
         pin = lambda: os.sched_setaffinity(0, {cpu})  # noqa: E731
     proc = subprocess.Popen([*wrap, *command], stdout=subprocess.PIPE, text=True,
                             preexec_fn=pin)
@@ -250,9 +251,11 @@ def run_load(loadgen, port, conns, seconds, cpu, size=64, reconnect=False,
     return int(fields["requests"]), float(fields["seconds"]), float(fields["p99_us"])
 
 
-def run_server(kind, seconds, depth=1, conns=64, server_cpu=0, client_cpu=1):
-    """W6 for the CLI: one run of `seconds` against a fresh server, `depth`
-    frames in flight per connection; (requests, seconds, {"p99_us": ...})."""
+def run_server(kind, seconds, depth=1, conns=64):
+    """W6 for the CLI: one run of `seconds` against a fresh server on the
+    peer CPU, the load generator on the other, `depth` frames in flight per
+    connection; (requests, seconds, {"p99_us": ...})."""
+    server_cpu, client_cpu = (-1, -1) if PEER_CPU is None else (PEER_CPU, MEASURED_CPU)
     proc, port = start_server(kind, server_cpu)
     try:
         requests, elapsed, p99 = run_load(native.build("loadgen"), port, conns, seconds,
@@ -265,7 +268,7 @@ def run_server(kind, seconds, depth=1, conns=64, server_cpu=0, client_cpu=1):
 
 
 if __name__ == "__main__":
-    if hasattr(os, "sched_setaffinity"):
+    if int(sys.argv[2]) >= 0:
         os.sched_setaffinity(0, {int(sys.argv[2])})
     signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
     SERVERS[sys.argv[1]]()
