@@ -27,7 +27,7 @@ from libc.string cimport memcpy, memmove
 
 from fastsock._shim cimport *
 from fastsock._socket cimport (Socket, get_read_buffer, make_address,
-                               raise_oserror)
+                               ms_until, raise_oserror)
 from fastsock._split cimport HEADER, find_sep, frame_length, put_header
 
 from fastsock._errors import (Error, FrameTooLargeError, IncompleteReadError,
@@ -480,7 +480,7 @@ cdef class EventLoop:
         return 0
 
     cdef int timeout_ms(self) except? -2:
-        cdef int64_t now, until = -1
+        cdef int64_t until = -1
         if self.ready or self.dirty or self.stop_requested and not self.stopping:
             return 0
         if self.idle_head is not None:
@@ -491,11 +491,7 @@ cdef class EventLoop:
             until = self.stop_deadline
         if until < 0:
             return -1
-        now = fs_monotonic_ns()
-        if until <= now:
-            return 0
-        # Round up: waking a little early would only wait again.
-        return <int>min((until - now + 999999) // 1000000, 3600 * 1000)
+        return min(ms_until(until, fs_monotonic_ns()), 3600 * 1000)
 
     # ---- accepting -----------------------------------------------------------
 

@@ -43,21 +43,24 @@ cdef Py_ssize_t pin_buffers(object seq, Py_ssize_t start, Py_ssize_t count,
 cdef void release_views(Py_buffer *views, Py_ssize_t n,
                         Py_buffer *stack) noexcept
 
-# Milliseconds from now to *deadline for fs_wait(), rounded up and capped
-# at an int; 0 once it has passed.  A *deadline of 0 is started here at
-# now + timeout_ns, so a call that succeeds at once never reads the clock.
+# Milliseconds from `now` to `until` (monotonic nanoseconds) for fs_wait(),
+# rounded up (a wait that ends early would only wait again) and capped at
+# an int; 0 once it has passed.
+cdef inline int ms_until(int64_t until, int64_t now) noexcept nogil:
+    if until <= now:
+        return 0
+    return <int>min((until - now - 1) // 1000000 + 1, 0x7FFFFFFF)
+
+# ms_until(*deadline), where a *deadline of 0 is started here at now +
+# timeout_ns, so a call that succeeds at once never reads the clock.
 # (Inline: Stream.receive() calls it on every request with a timeout.)
 cdef inline int ms_left(int64_t *deadline, int64_t timeout_ns) noexcept nogil:
-    cdef int64_t now = fs_monotonic_ns(), left
+    cdef int64_t now = fs_monotonic_ns()
     if deadline[0] == 0:
         deadline[0] = now + timeout_ns
         if deadline[0] < now:       # a timeout of centuries
             deadline[0] = INT64_MAX
-    left = deadline[0] - now
-    if left <= 0:
-        return 0
-    # Rounded up: a wait that ends early would only wait again.
-    return <int>min((left - 1) // 1000000 + 1, 0x7FFFFFFF)
+    return ms_until(deadline[0], now)
 
 
 # A new bytes object of `size` bytes to fill in place, and the same shrunk

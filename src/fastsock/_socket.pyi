@@ -19,6 +19,9 @@ _RetAddress = Any
 _Ancillary = Iterable[tuple[int, int, ReadableBuffer]]
 _S = TypeVar("_S", bound=Socket)
 
+class _PortError(OverflowError, ValueError):
+    """A port outside 0-65535: the stdlib's OverflowError, and a ValueError."""
+
 @disjoint_base
 class Socket:
     def __init__(

@@ -49,7 +49,8 @@ cdef int MSG_WAITALL = getattr(_stdlib, "MSG_WAITALL", 0)
 # Linux: more data follows, do not send a partial segment yet.
 cdef int MSG_MORE = getattr(_stdlib, "MSG_MORE", 0)
 cdef int SOCK_STREAM = _stdlib.SOCK_STREAM
-cdef int SHUT_WR = _stdlib.SHUT_WR          # SD_SEND on Windows: the same 1
+cdef int SHUT_RD = _stdlib.SHUT_RD          # SD_RECEIVE on Windows: the same 0
+cdef int SHUT_WR = _stdlib.SHUT_WR          # SD_SEND: 1
 cdef int SHUT_RDWR = _stdlib.SHUT_RDWR      # SD_BOTH: 2
 cdef uint32_t MAX_HEADER = 0xFFFFFFFF
 
@@ -477,7 +478,7 @@ cdef class Stream:
         # about to wake with a message: it is left alone.  A byte arriving
         # between this test and the shutdown started after the shutdown.
         if self.idle and fs_wait(self.sock.fd, FS_POLLIN, 0) == 0:
-            fs_shutdown(self.sock.fd, 0)        # SHUT_RD: the read sees EOF
+            fs_shutdown(self.sock.fd, SHUT_RD)  # the read sees EOF
             return True
         return False
 
