@@ -180,6 +180,7 @@ def plot(result: Dict[str, Any], path: str) -> None:
     on a log scale with the stdlib at 1."""
     import matplotlib
     matplotlib.use("Agg")
+    import matplotlib.lines
     import matplotlib.patches
     import matplotlib.pyplot as plt
     import matplotlib.ticker
@@ -189,6 +190,7 @@ def plot(result: Dict[str, Any], path: str) -> None:
     low: List[float] = []
     high: List[float] = []
     colors: List[str] = []
+    goals: List[Optional[float]] = []     # the goal on the same ratio, where there is one
     palette = {"fastsock": "#1f77b4", "event": "#1f77b4", "c": "#7f7f7f"}
     for w in result["workloads"]:
         for side in w["sides"]:
@@ -201,7 +203,11 @@ def plot(result: Dict[str, Any], path: str) -> None:
             low.append(r["median"] - r["min"])
             high.append(r["max"] - r["median"])
             colors.append(palette.get(side["key"].split("-")[0], "#2ca02c"))
-    fig, ax = plt.subplots(figsize=(7, 0.25 * len(labels) + 1.2), dpi=90)
+            goals.append(next((c["goal"] for g in result["goals"] for c in g["checks"]
+                               if c["workload"] == w["id"] and c["side"] == side["key"]
+                               and c["against"] == [r["versus"]]
+                               and c["metric"] == "rate"), None))
+    fig, ax = plt.subplots(figsize=(7.5, 0.25 * len(labels) + 1.6), dpi=90)
     y = list(range(len(labels)))[::-1]
     # Bars grow from 1 (the stdlib) to the ratio, left for slower.
     ax.barh(y, [v - 1 for v in medians], left=1, xerr=[low, high], color=colors,
@@ -211,7 +217,7 @@ def plot(result: Dict[str, Any], path: str) -> None:
     ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%gx"))
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xticks([t for t in (0.25, 0.5, 1, 2, 4, 8, 16, 32)
-                   if min(medians) / 2 < t < max(medians) * 2])
+                   if min(medians) / 2 < t < max(medians + [g or 1 for g in goals]) * 2])
     ax.set_yticks(y, labels, fontsize=8)
     ax.set_xlabel("x the stdlib in the same run (median of per-round ratios, whiskers min-max)",
                   fontsize=8)
@@ -220,9 +226,14 @@ def plot(result: Dict[str, Any], path: str) -> None:
                  f"{m['cores']} CPUs", fontsize=9)
     for yi, v, up in zip(y, medians, high):
         ax.text(max(v + up, 1.0), yi, f" {v:.2f}x", va="center", fontsize=7)
-    ax.legend(handles=[matplotlib.patches.Patch(color=c, label=t) for c, t in (
-        ("#1f77b4", "fastsock"), ("#7f7f7f", "plain C"), ("#2ca02c", "other Python"))],
-        fontsize=7, loc="lower right")
-    fig.tight_layout()
+    marks = [(g, yi) for g, yi in zip(goals, y) if g is not None]
+    ax.plot([g for g, _ in marks], [yi for _, yi in marks], linestyle="none", marker="|",
+            markersize=11, markeredgewidth=2, color="#d62728")
+    fig.legend(handles=[matplotlib.patches.Patch(color=c, label=t) for c, t in (
+        ("#1f77b4", "fastsock"), ("#7f7f7f", "plain C"), ("#2ca02c", "other Python"))]
+        + [matplotlib.lines.Line2D([], [], color="#d62728", marker="|", linestyle="none",
+                                   markersize=9, markeredgewidth=2, label="goal")],
+        fontsize=7, loc="lower center", ncol=4, frameon=False)
+    fig.tight_layout(rect=(0, 0.3 / fig.get_figheight(), 1, 1))
     fig.savefig(path)
     plt.close(fig)
