@@ -1,6 +1,6 @@
 """Type stub of fastsock._stream (compiled)."""
 import socket
-from typing import Any, Iterable, Iterator, List, Optional, Sequence, Union
+from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from typing_extensions import disjoint_base
 
@@ -73,8 +73,11 @@ class FrameIterator:
     def __iter__(self) -> "FrameIterator": ...
     def __next__(self) -> bytes: ...
 
-def connect_stream(family: int, address: Any, timeout: Optional[float],
-                   nodelay: bool, source_address: Any, buffer_size: int,
-                   max_frame: Optional[int]) -> Optional[Stream]: ...
+# The connection set-up of fastsock.client (connect() and Listener.accept()).
+def connect_stream(family: int, address: Any, timeout: Optional[float], nodelay: bool,
+                   source_address: Any, buffer_size: int, max_frame: int) -> Stream: ...
+def connect_numeric(address: Any, timeout: Optional[float], nodelay: bool,
+                    source_address: Any, buffer_size: int,
+                    max_frame: int) -> Optional[Stream]: ...
 def accept_stream(listener: Socket, nodelay: bool, buffer_size: int,
-                  max_frame: Optional[int]) -> tuple[Stream, Any]: ...
+                  max_frame: int) -> Tuple[Stream, Any]: ...

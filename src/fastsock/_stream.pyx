@@ -1351,21 +1351,9 @@ cdef int set_nodelay(Socket s) except -1:
     return 0
 
 
-def connect_stream(int family, object address, object timeout, bint nodelay,
-                   object source_address, Py_ssize_t buffer_size,
-                   object max_frame):
-    """client.connect() for one address: a new socket of `family`, its
-    timeout, TCP_NODELAY (TCP only), the source address bound, connect(),
-    and the Stream over it.  With family 0, `address` is a (host, port)
-    pair: a numeric host is connected to as above, and for a name nothing
-    is done and None returned (the caller resolves it)."""
-    check_sizes(buffer_size, max_frame)
-    if family == 0:
-        if type(address) is not tuple or len(address) != 2:
-            return None
-        family = numeric_family(address[0])
-        if family == 0:
-            return None
+cdef Stream open_stream(int family, object address, object timeout,
+                        bint nodelay, object source_address,
+                        Py_ssize_t buffer_size, Py_ssize_t max_frame):
     cdef Socket s = new_socket(family, SOCK_STREAM)
     cdef Stream stream
     try:
@@ -1382,6 +1370,34 @@ def connect_stream(int family, object address, object timeout, bint nodelay,
     except BaseException:
         s.close_fd()
         raise
+
+
+def connect_stream(int family, object address, object timeout, bint nodelay,
+                   object source_address, Py_ssize_t buffer_size,
+                   object max_frame):
+    """client.connect() for one address: a new socket of `family`, its
+    timeout, TCP_NODELAY (TCP only), the source address bound, connect(),
+    and the Stream over it."""
+    check_sizes(buffer_size, max_frame)
+    return open_stream(family, address, timeout, nodelay, source_address,
+                       buffer_size, max_frame)
+
+
+def connect_numeric(object address, object timeout, bint nodelay,
+                    object source_address, Py_ssize_t buffer_size,
+                    object max_frame):
+    """connect_stream() for a (host, port) pair whose host is a numeric
+    IPv4 or IPv6 address, its family found here; None for anything else
+    (a name to resolve, an AF_UNIX path), with nothing done."""
+    cdef int family
+    check_sizes(buffer_size, max_frame)
+    if type(address) is not tuple or len(address) != 2:
+        return None
+    family = numeric_family(address[0])
+    if family == 0:
+        return None
+    return open_stream(family, address, timeout, nodelay, source_address,
+                       buffer_size, max_frame)
 
 
 def accept_stream(Socket listener, bint nodelay, Py_ssize_t buffer_size,

@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 import socket as _stdlib
 import stat
-from typing import Any, Iterator, List, Optional, Tuple, Union
-
 import sys
+from typing import Any, Iterator, List, Optional, Tuple, Union
 
 from fastsock._args import (TCP_FAMILIES, check_address, check_int,
                             check_stream_options, check_timeout,
@@ -17,6 +16,7 @@ from fastsock._socket import Socket
 from fastsock._socket import socketpair as _socket_pair
 from fastsock._stream import Stream
 from fastsock._stream import accept_stream as _accept_stream
+from fastsock._stream import connect_numeric as _connect_numeric
 from fastsock._stream import connect_stream as _connect_stream
 
 __all__ = ["connect", "listen", "socketpair", "Listener"]
@@ -61,8 +61,8 @@ def connect(address: Address, *, timeout: Optional[float] = None,
     # A numeric (host, port) is connected in one call into C (which checks
     # its arguments first); for a name or a path it does nothing and
     # returns None.
-    stream = _connect_stream(0, address, timeout, nodelay, source_address,
-                             buffer_size, max_frame)
+    stream = _connect_numeric(address, timeout, nodelay, source_address,
+                              buffer_size, max_frame)
     if stream is not None:
         return stream
     # Checked before anything is resolved or connected.

@@ -441,8 +441,12 @@ def connections(impl: str, n: int) -> Run:
     # Only the child listens: if it fails, connecting fails rather than
     # hangs.  (Listener.close() would shut the shared socket down.)
     os.close(listener.socket.detach() if impl == "fastsock" else listener.detach())
+    def client() -> float:
+        make_connections(impl, address, n)
+        return n
+
     try:
-        return _measured(lambda: (make_connections(impl, address, n), n)[1])
+        return _measured(client)
     finally:
         reap(pid)
 
@@ -451,10 +455,13 @@ def c_connections(n: int) -> Run:
     """W7 with the plain C client and server of c/connect.c, pinned as
     connections() pins its sides."""
     exe = native.build("connect")
+    if exe is None:
+        raise RuntimeError(native.why_missing())
     server_cpu, client_cpu = (([str(PEER_CPU)], [str(MEASURED_CPU)])
                               if PEER_CPU is not None else ([], []))
     server = subprocess.Popen([exe, "server", str(n)] + server_cpu,
                               stdout=subprocess.PIPE, text=True)
+    assert server.stdout is not None
     try:
         port = server.stdout.readline().strip()
         out = subprocess.run([exe, "client", port, str(n)] + client_cpu,
