@@ -242,10 +242,13 @@ def test_sendall_buffers_errors():
 
 def test_sendall_buffers_signal_interrupts():
     a, b = tcp_pair(Socket)
+    # Made before the alarm is set: a signal that lands while Python builds
+    # it is handled only after the next call returns, which here is never.
+    data = [b"x" * 2 ** 20] * 64
     with closing(a, b):
         a.settimeout(None)
         with signal_raises(0.2), pytest.raises(Interrupted):
-            a.sendall_buffers([b"x" * 2 ** 20] * 64)   # the peer never reads
+            a.sendall_buffers(data)             # the peer never reads
 
 
 def test_sendmsg_more_than_iov_max_buffers():

@@ -951,10 +951,14 @@ def test_signal_handler_that_returns_lets_recv_go_on(cls, timeout):
 
 def test_signal_interrupts_blocked_sendall(cls):
     a, b = tcp_pair(cls)
+    # Made before the alarm is set: a signal that lands while Python builds
+    # it is handled only after the next call returns, which here is never
+    # (under ASan on a loaded machine, building 64 MiB took long enough).
+    data = b"x" * (64 * 2 ** 20)
     with closing(a, b):
         a.settimeout(None)
         with signal_raises(0.2), pytest.raises(Interrupted):
-            a.sendall(b"x" * (64 * 2 ** 20))    # the peer never reads
+            a.sendall(data)                     # the peer never reads
 
 
 def test_other_threads_run_while_one_blocks(cls):
