@@ -667,9 +667,15 @@ static void fs__wake_drain(fs_poller_t *p)
 {
     char buf[64]; /* an eventfd read takes 8 bytes and resets the count */
 
-    atomic_store(&p->wake_pending, 0);
+    /* Drain first, then clear the flag.  The other order loses wake-ups:
+     * one landing between the two would find the flag clear, write, and
+     * have its write read here, leaving the flag set with nothing in the
+     * channel, so that every later wake-up skips its write.  In this
+     * order a wake-up landing between the two is merged into the one
+     * that is ending this wait (its caller changed its state first). */
     while (read(p->wake_rd, buf, sizeof(buf)) == (ssize_t)sizeof(buf))
         ;
+    atomic_store(&p->wake_pending, 0);
 }
 
 int fs_poller_wake(fs_poller_t *p)

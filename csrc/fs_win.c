@@ -927,9 +927,10 @@ static void fs__wake_drain(fs_poller_t *p)
 {
     char buf[64];
 
-    InterlockedExchange(&p->wake_pending, 0);
+    /* Drain, then clear the flag: see fs_posix.c for why this order. */
     while (recv(p->wake[0], buf, (int)sizeof(buf), 0) == (int)sizeof(buf))
         ;
+    InterlockedExchange(&p->wake_pending, 0);
 }
 
 int fs_poller_new(int backend, fs_poller_t **out)

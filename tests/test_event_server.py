@@ -888,3 +888,246 @@ def test_out_of_descriptors_pauses_accepting_and_recovers():
     # Paused and logged, with a back-off: a loop that retried at once would
     # log thousands of times.
     assert 1 <= pauses < 100, err
+
+
+# ---- robustness: memory, ending, errors ------------------------------------
+
+def run_child(code, timeout=60):
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)],
+                         capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+def test_copy_buffer_stays_bounded_while_the_queue_never_empties():
+    # Another thread keeps ~300 KiB queued while the peer reads slowly, so
+    # the queue is never empty: the bytes already sent from the copy buffer
+    # must be reused, not kept until the queue drains (it never does).
+    out = run_child("""
+        import os, socket, tempfile, threading, time, tracemalloc, fastsock
+        TOTAL, CHUNK = 32 << 20, b"x" * 1000
+        def produce(conn):
+            sent = 0
+            while sent < TOTAL:
+                if conn.buffered < (300 << 10):
+                    conn.send(CHUNK)
+                    sent += len(CHUNK)
+                else:
+                    time.sleep(0.0002)
+        path = os.path.join(tempfile.mkdtemp(), "s")
+        server = fastsock.EventServer(
+            path, lambda c, m: None, framing="raw",
+            on_connect=lambda c: threading.Thread(target=produce, args=(c,)).start())
+        tracemalloc.start()
+        server.start()
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(path)
+        got, buf = 0, bytearray(65536)
+        while got < TOTAL:
+            got += s.recv_into(buf)
+            time.sleep(0.0002)
+        print(tracemalloc.get_traced_memory()[1])
+        s.close()
+        server.shutdown(timeout=5)
+    """)
+    assert int(out) < 8 << 20, f"peak {int(out) >> 20} MiB for 32 MiB sent"
+
+
+def test_a_connection_not_made_by_the_loop_refuses_every_method():
+    # EventConnection objects come from the loop; one made from Python has
+    # no loop and must raise, not crash the interpreter.
+    out = run_child("""
+        from fastsock._event import EventConnection
+        for conn in (EventConnection.__new__(EventConnection),):
+            assert conn.closed
+            for name, args in (("send", (b"x",)), ("send_frame", (b"x",)),
+                               ("sendall_buffers", ([b"x"],)),
+                               ("pause_reading", ()), ("resume_reading", ()),
+                               ("abort", ())):
+                try:
+                    getattr(conn, name)(*args)
+                except (BrokenPipeError, RuntimeError):
+                    pass
+                else:
+                    raise AssertionError(name)
+            conn.close()
+        print("ok")
+    """)
+    assert out.split() == ["ok"]
+    # Nor may a loop be set up twice (its connections would be dropped
+    # while the poller still points at them).
+    with serving(echo) as server:
+        with pytest.raises(RuntimeError):
+            server._loop.__init__(
+                server._listener.socket, echo, framing="frame", on_connect=None,
+                on_close=None, allow=None, buffer_size=64, max_frame=64,
+                max_line=64, high_water=64, low_water=0, max_buffer=64,
+                max_connections=-1, idle_timeout=0.0, nodelay=True,
+                backend="default")
+        with client(server) as sock:
+            sock.sendall(frame(b"still"))
+            assert recv_frame(sock) == b"still"
+
+
+def serve_expecting_interrupt(server):
+    """serve_forever() on a thread; `raised` gets True if it ends with
+    KeyboardInterrupt."""
+    raised = []
+
+    def serve():
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            raised.append(True)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread, raised
+
+
+def test_on_close_runs_for_every_connection_when_one_raises_keyboard_interrupt():
+    closed = []
+
+    def on_close(conn, exc):
+        closed.append(conn)
+        if len(closed) == 1:
+            raise KeyboardInterrupt
+
+    server = fastsock.EventServer((HOST, 0), echo, on_close=on_close)
+    thread, raised = serve_expecting_interrupt(server)
+    socks = [client(server) for _ in range(3)]
+    for s in socks:
+        s.sendall(frame(b"x"))
+        assert recv_frame(s) == b"x"
+    server.shutdown(timeout=5)      # the three end in one pass
+    thread.join(5)
+    assert not thread.is_alive() and raised == [True]
+    assert len(closed) == 3 and len(set(closed)) == 3
+    assert server.connections == 0 and not server._loop.running
+    for s in socks:
+        s.close()
+
+
+def test_a_second_shutdown_with_a_timeout_ends_a_first_that_waits():
+    # A paused connection with a complete message pending keeps a plain
+    # shutdown() waiting; shutdown(timeout=0) from elsewhere must end it.
+    ended = []
+
+    def on_message(conn, m):
+        conn.pause_reading()
+        return m
+
+    server = fastsock.EventServer((HOST, 0), on_message,
+                                  on_close=lambda c, e: ended.append(e)).start()
+    sock = client(server)
+    sock.sendall(frame(b"1") + frame(b"2"))
+    assert recv_frame(sock) == b"1"
+    first = threading.Thread(target=server.shutdown, daemon=True)
+    first.start()
+    first.join(0.3)
+    assert first.is_alive()         # waits for the paused connection
+    second = threading.Thread(target=server.shutdown, args=(0,), daemon=True)
+    second.start()
+    second.join(5)
+    first.join(1)
+    assert not second.is_alive() and not first.is_alive()
+    assert len(ended) == 1 and isinstance(ended[0], ConnectionAbortedError)
+    sock.close()
+
+
+def test_out_of_memory_for_one_connection_closes_that_connection_only():
+    # A frame header announces 1 GiB (under max_frame) in a process whose
+    # address space cannot hold it: that connection ends with MemoryError,
+    # the loop and the other connections go on.
+    out = run_child("""
+        import resource, socket, struct, fastsock
+        closed = []
+        server = fastsock.EventServer(("127.0.0.1", 0), lambda c, m: m,
+                                      max_frame=1 << 30,
+                                      on_close=lambda c, e: closed.append(e)).start()
+        good = socket.create_connection(server.address, timeout=10)
+        bad = socket.create_connection(server.address, timeout=10)
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        vm = int(open("/proc/self/status").read().split("VmSize:")[1].split()[0])
+        resource.setrlimit(resource.RLIMIT_AS, ((vm << 10) + (256 << 20), hard))
+        bad.sendall(struct.pack(">I", 1 << 30) + b"y")
+        assert bad.recv(10) == b""
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+        good.sendall(struct.pack(">I", 2) + b"ok")
+        assert good.recv(10) == struct.pack(">I", 2) + b"ok"
+        print(type(closed[0]).__name__, server.connections)
+        good.close()
+        server.shutdown(timeout=5)
+    """)
+    assert out.split() == ["MemoryError", "1"]
+
+
+def test_shutdown_with_timeout_zero_still_sends_the_replies_it_handled():
+    # b's request arrives while the loop is busy; shutdown(timeout=0) then
+    # begins.  Whatever on_message handled gets its reply before the abort.
+    entered, go, seen = threading.Event(), threading.Event(), []
+
+    def on_message(conn, m):
+        seen.append(m)
+        if m == b"slow":
+            entered.set()
+            go.wait(5)
+        return m
+
+    server = fastsock.EventServer((HOST, 0), on_message).start()
+    a, b = client(server), client(server)
+    b.sendall(frame(b"hi"))
+    assert recv_frame(b) == b"hi"
+    a.sendall(frame(b"slow"))
+    assert entered.wait(5)
+    b.sendall(frame(b"late"))
+    stopper = threading.Thread(target=server.shutdown, args=(0,), daemon=True)
+    stopper.start()
+    time.sleep(0.1)
+    go.set()
+    stopper.join(5)
+    assert not stopper.is_alive()
+    assert recv_frame(a) == b"slow"
+    if b"late" in seen:
+        assert recv_frame(b) == b"late"
+    assert recv_until_eof(b) == b""
+    a.close()
+    b.close()
+
+
+def test_start_is_not_left_waiting_by_a_shutdown_that_races_it(monkeypatch):
+    # A shutdown() from another thread between start()'s check and its
+    # thread running must not leave start() waiting for ever.
+    server = fastsock.EventServer((HOST, 0), echo)
+    real_thread = threading.Thread
+
+    class Racing(real_thread):
+        def start(self):
+            other = real_thread(target=server.shutdown, daemon=True)
+            other.start()
+            other.join(0.3)
+            super().start()
+
+    monkeypatch.setattr(fastsock.event_server.threading, "Thread", Racing)
+    starter = real_thread(target=lambda: server.start(), daemon=True)
+    starter.start()
+    starter.join(5)
+    monkeypatch.undo()
+    assert not starter.is_alive()
+    assert wait_for(lambda: server._done.is_set())
+
+
+def test_allow_raising_keyboard_interrupt_does_not_leak_the_descriptor():
+    def allow(address):
+        raise KeyboardInterrupt
+
+    def fds():
+        return len(os.listdir("/proc/self/fd"))
+
+    before = fds()
+    server = fastsock.EventServer((HOST, 0), echo, allow=allow)
+    thread, raised = serve_expecting_interrupt(server)
+    with client(server) as sock:
+        thread.join(5)
+        assert raised == [True]
+    assert fds() == before

@@ -65,6 +65,7 @@ cdef class EventConnection:
 
     # Queue n bytes at p by copying them (small writes, frame headers).
     cdef int push_copy(self, const char *p, Py_ssize_t n) except -1
+    cdef void compact_wbuf(self) noexcept
     # Queue obj: copied when small, else pinned and held until sent.
     cdef int push_object(self, object obj) except -1
     # The same for a view already pinned (taken over: released here).

@@ -94,7 +94,9 @@ cdef class EventConnection:
     callbacks)."""
 
     def __cinit__(self):
+        # Dead until the loop admits it: one made from Python has no loop.
         self.fd = FS_INVALID_SOCKET
+        self.dead = True
 
     def __dealloc__(self):
         self.release_output()
@@ -112,6 +114,8 @@ cdef class EventConnection:
         return 0
 
     cdef int check_loop_thread(self) except -1:
+        if self.loop is None:
+            raise RuntimeError("this connection has no event loop")
         if (self.loop.loop_thread != 0
                 and PyThread_get_thread_ident() != self.loop.loop_thread):
             raise RuntimeError("only the event loop's thread may call this")
@@ -144,6 +148,8 @@ cdef class EventConnection:
         if n == 0:
             return 0
         if self.wlen + n > self.wcap:
+            self.compact_wbuf()
+        if self.wlen + n > self.wcap:
             cap = max(self.wcap * 2, self.wlen + n, 1024)
             w = <char *>PyMem_Realloc(self.wbuf, cap)
             if w == NULL:
@@ -165,6 +171,24 @@ cdef class EventConnection:
         self.wlen += n
         self.queued += n
         return 0
+
+    cdef void compact_wbuf(self) noexcept:
+        # Copied bytes already sent are at the front of wbuf: when they are
+        # at least half of it, move the rest down, so that wbuf follows
+        # what is queued, not what was ever sent (the queue of a busy
+        # connection may never be empty).
+        cdef Py_ssize_t i, lo = self.wlen
+        for i in range(self.qhead, self.qlen):
+            if not self.q[i].pinned:
+                lo = self.q[i].off
+                break
+        if lo == 0 or lo * 2 < self.wlen:
+            return
+        memmove(self.wbuf, self.wbuf + lo, self.wlen - lo)
+        self.wlen -= lo
+        for i in range(self.qhead, self.qlen):
+            if not self.q[i].pinned:
+                self.q[i].off -= lo
 
     cdef int push_view(self, Py_buffer *view) except -1:
         # Takes over a pinned view: copies a small one (and releases it),
@@ -340,6 +364,8 @@ cdef class EventLoop:
                  Py_ssize_t max_connections, double idle_timeout,
                  bint nodelay, str backend):
         cdef int r
+        if self.poller != NULL or self.rbuf != NULL:
+            raise RuntimeError("the event loop is already initialized")
         if isinstance(framing, bytes):
             self.framing = LINE if framing == b"\n" else DELIM
             self.delim = framing
@@ -404,41 +430,56 @@ cdef class EventLoop:
             while True:
                 if self.stop_requested and not self.stopping:
                     self.begin_stop()
-                if self.stopping:
-                    if not self.conns:
-                        break
-                    if (self.stop_deadline >= 0
-                            and fs_monotonic_ns() >= self.stop_deadline):
-                        break
+                if self.stopping and not self.conns:
+                    break
                 self.poll_once()
+                # Checked after a pass, so that even timeout 0 sends the
+                # replies to the messages begin_stop handled.
+                if (self.stopping and self.stop_deadline >= 0
+                        and fs_monotonic_ns() >= self.stop_deadline):
+                    break
         finally:
             # Shutdown's time ran out, or the loop raised (Ctrl-C): abort
-            # what is left, and tell the application about each.
-            for conn in list(self.conns):
-                self.end(conn, ConnectionAbortedError(
-                    errno.ECONNABORTED,
-                    "shutdown timed out" if self.stopping else "server stopped"))
-            self.report_ended()
-            self.listen_on(False)
-            self.listener = None
-            self.lfd = FS_INVALID_SOCKET
-            fs_poller_free(self.poller)
-            self.poller = NULL
-            self.running = False
-            self.loop_thread = 0
+            # what is left, and tell the application about each, even if
+            # an on_close raises KeyboardInterrupt (raised after the rest).
+            pending = None
+            try:
+                for conn in list(self.conns):
+                    self.end(conn, ConnectionAbortedError(
+                        errno.ECONNABORTED,
+                        "shutdown timed out" if self.stopping
+                        else "server stopped"))
+                while self.ended:
+                    try:
+                        self.report_ended()
+                    except BaseException as exc:
+                        if pending is None:
+                            pending = exc
+            finally:
+                self.listen_on(False)
+                self.listener = None
+                self.lfd = FS_INVALID_SOCKET
+                fs_poller_free(self.poller)
+                self.poller = NULL
+                self.running = False
+                self.loop_thread = 0
+            if pending is not None:
+                raise pending
 
     def in_loop_thread(self):
         return (self.loop_thread != 0
                 and PyThread_get_thread_ident() == self.loop_thread)
 
     def request_stop(self, timeout=None):
-        """Begins a graceful shutdown; any thread, or a callback."""
-        if not self.stop_requested:
-            self.stop_requested = True
-            if timeout is not None:
-                self.stop_deadline = fs_monotonic_ns() + <int64_t>(
-                    max(0.0, timeout) * 1e9)
-            self.wake()
+        """Begins a graceful shutdown; any thread, or a callback.  A
+        later call may only bring the deadline closer."""
+        cdef int64_t deadline
+        if timeout is not None:
+            deadline = fs_monotonic_ns() + <int64_t>(max(0.0, timeout) * 1e9)
+            if self.stop_deadline < 0 or deadline < self.stop_deadline:
+                self.stop_deadline = deadline
+        self.stop_requested = True
+        self.wake()
 
     cdef int wake(self) except -1:
         cdef int r
@@ -552,10 +593,13 @@ cdef class EventLoop:
         if self.allow is not None and (self.family == AF_INET
                                        or self.family == AF_INET6):
             try:
-                ok = self.allow(address)
+                ok = bool(self.allow(address))
             except Exception:
                 log.exception("allow(%r) raised; refusing the peer", address)
                 ok = False
+            except BaseException:
+                fs_close(fd)                  # KeyboardInterrupt: not leaked
+                raise
             if not ok:
                 fs_close(fd)
                 self.refused += 1
@@ -565,6 +609,7 @@ cdef class EventLoop:
         conn = EventConnection.__new__(EventConnection)
         conn.loop = self
         conn.fd = fd
+        conn.dead = False
         conn.address_ = address
         r = fs_poller_add(self.poller, fd, FS_POLLIN, <void *>conn)
         if r < 0:
@@ -621,7 +666,10 @@ cdef class EventLoop:
         cdef Py_ssize_t used
         cdef bint into_ibuf = conn.ilen > conn.ipos
         if into_ibuf:
-            self.make_room(conn)
+            try:
+                self.make_room(conn)
+            except MemoryError as exc:
+                return self.end(conn, exc)    # this connection only
             n = fs_recv(conn.fd, conn.ibuf + conn.ilen, conn.icap - conn.ilen, 0)
         else:
             n = fs_recv(conn.fd, self.rbuf, self.buffer_size, 0)
@@ -656,7 +704,10 @@ cdef class EventLoop:
         else:
             used = self.split(conn, self.rbuf, n)
             if used < n and not conn.dead:
-                self.keep(conn, self.rbuf + used, n - used)
+                try:
+                    self.keep(conn, self.rbuf + used, n - used)
+                except MemoryError as exc:
+                    self.end(conn, exc)       # this connection only
         return 0
 
     cdef int keep(self, EventConnection conn, const char *p,
@@ -942,10 +993,12 @@ cdef class EventLoop:
 
     cdef int report_ended(self) except -1:
         cdef EventConnection conn
+        cdef Py_ssize_t i
         while self.ended:
             ended = self.ended
             self.ended = []
-            for conn, exc in ended:
+            for i in range(len(ended)):
+                conn, exc = ended[i]
                 conn.free_input()
                 if self.on_close is None:
                     continue
@@ -953,6 +1006,11 @@ cdef class EventLoop:
                     self.on_close(conn, exc)
                 except Exception:
                     log.exception("on_close raised")
+                except BaseException:
+                    # KeyboardInterrupt ends the loop, whose end reports
+                    # the others: each on_close still runs once.
+                    self.ended[:0] = ended[i + 1:]
+                    raise
         return 0
 
     # ---- idle connections -----------------------------------------------------

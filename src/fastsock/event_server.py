@@ -155,27 +155,33 @@ class EventServer:
 
     def serve_forever(self) -> None:
         """Runs the loop in this thread until ``shutdown()``."""
+        self._claim()
+        self._serve()
+
+    def start(self) -> "EventServer":
+        """Runs the loop in a background thread; returns the server."""
+        # Claimed here, not in the thread: a shutdown() racing this call
+        # then stops the loop instead of leaving start() waiting for it.
+        self._claim()
+        self._thread = threading.Thread(target=self._serve,
+                                        name="fastsock-event-loop", daemon=True)
+        self._thread.start()
+        self._running.wait()
+        return self
+
+    def _claim(self) -> None:
         with self._lock:
             if self._started:
                 raise RuntimeError("the server is already running or has ended")
             self._started = True
+
+    def _serve(self) -> None:
         self._running.set()
         try:
             self._loop.run()
         finally:
             self._listener.close()
             self._done.set()
-
-    def start(self) -> "EventServer":
-        """Runs the loop in a background thread; returns the server."""
-        with self._lock:
-            if self._started:
-                raise RuntimeError("the server is already running or has ended")
-        self._thread = threading.Thread(target=self.serve_forever,
-                                        name="fastsock-event-loop", daemon=True)
-        self._thread.start()
-        self._running.wait()
-        return self
 
     def shutdown(self, timeout: Optional[float] = None) -> None:
         """Stops accepting and reading, handles the complete messages

@@ -1695,6 +1695,66 @@ out:
     close_socks(a, 2);
 }
 
+typedef struct {
+    fs_poller_t *p;
+    volatile long seq;  /* written before each wake-up */
+    int times, rc;
+} racer_t;
+
+static void racer(void *arg)
+{
+    racer_t *r = (racer_t *)arg;
+    int i;
+
+    for (i = 1; i <= r->times && r->rc == 0; i++) {
+        r->seq = i;
+        r->rc = fs_poller_wake(r->p);
+    }
+}
+
+/* A wake-up that lands while a wait is draining the channel is not lost.
+ * A thread wakes the poller 400,000 times while this one waits with no
+ * timeout as fast as it can, so many wake-ups race a drain.  A lost one
+ * would leave the poller believing a wake-up is still pending, so that
+ * every later fs_poller_wake() is silent: the last check would wait out
+ * its 3 s. */
+static void test_poller_wake_race(int backend)
+{
+    fs_poller_t *p = NULL;
+    fs_pevent_t ev[4];
+    racer_t r;
+    thread_start_t start;
+    thread_t th;
+    int64_t t0;
+    long waits = 0;
+
+    BEGIN("poller: a wake-up racing a wait's drain is never lost");
+    REQUIRE_EQ(fs_poller_new(backend, &p), 0);
+    r.p = p;
+    r.seq = 0;
+    r.times = 400000;
+    r.rc = 0;
+    start.fn = racer;
+    start.arg = &r;
+    REQUIRE_EQ(thread_start(&th, &start), 0);
+    while (r.seq < r.times && r.rc == 0) {
+        if (fs_poller_wait(p, ev, 4, 0) < 0) {
+            FAIL("fs_poller_wait");
+            break;
+        }
+        waits++;
+    }
+    thread_join(th);
+    CHECK_EQ(r.rc, 0);
+    t0 = fs_monotonic_ns();
+    CHECK_EQ(fs_poller_wake(p), 0);
+    CHECK_EQ(fs_poller_wait(p, ev, 4, 3000), 0);
+    CHECK(ms_since(t0) < 2000);
+    printf("  %ld waits raced %d wake-ups\n", waits, r.times);
+out:
+    fs_poller_free(p);
+}
+
 /* Registers both ends of many pairs, makes a random set of them readable,
  * and waits with a small max: exactly the readable ones are reported, and
  * all of them within as few waits as max allows (no starvation). */
@@ -2118,6 +2178,7 @@ int main(void)
         test_poller_hangup(g_backends[b]);
         test_poller_timeout(g_backends[b]);
         test_poller_wake(g_backends[b]);
+        test_poller_wake_race(g_backends[b]);
         test_poller_many(g_backends[b]);
         test_poller_reuse(g_backends[b]);
         test_poller_model(g_backends[b]);
