@@ -155,7 +155,7 @@ def runnable(workload: Workload) -> Workload:
 
 def one_run(side: Side, n: float) -> Dict[str, float]:
     """{"ops", "seconds", "rate", and what else the run reports}."""
-    ops, seconds, *more = side.run(n)
+    ops, seconds, *more = side.run(int(n))
     if ops <= 0 or seconds <= 0:
         raise RuntimeError(f"{ops} operations in {seconds:.3f} s")
     return {"ops": ops, "seconds": seconds, "rate": ops / seconds, **dict(*more)}

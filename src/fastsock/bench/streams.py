@@ -42,6 +42,15 @@ def unpin() -> None:
         os.sched_setaffinity(0, _CPUS)
 
 
+def c_program(name: str) -> str:
+    """The path of C reference `name`; the workloads that need one are left
+    out beforehand where there is no compiler."""
+    path = native.build(name)
+    if path is None:
+        raise RuntimeError(f"C reference {name} unavailable: {native.why_missing()}")
+    return path
+
+
 def fork(child: Callable[[], Any], cpu: Optional[int] = PEER_CPU) -> int:
     """Runs child() in a forked process on `cpu`; returns its pid."""
     pid = os.fork()
@@ -88,7 +97,7 @@ def c_figures(proc: subprocess.Popen) -> Run:
     """The "<count> <ns>" line a C reference prints, once it has ended."""
     out, _ = proc.communicate(timeout=120)
     if proc.returncode != 0:
-        raise RuntimeError(f"C reference {proc.args[:2]} failed ({proc.returncode})")
+        raise RuntimeError(f"C reference {proc.args!r} failed ({proc.returncode})")
     count, ns = out.split()
     return float(count), int(ns) / 1e9
 
@@ -135,16 +144,20 @@ def run_bulk(impl: str, n: int) -> Run:
     a, b = tcp_pair()
     total = n * MIB
     if impl == "c":
-        sender = start_c([native.build("stream"), "bulk-send", str(a.fileno()), str(total),
+        sender = start_c([c_program("stream"), "bulk-send", str(a.fileno()), str(total),
                           str(MIB)], PEER_CPU, (a.fileno(),))
         a.close()
-        receiver = start_c([native.build("stream"), "bulk-recv", str(b.fileno()), str(MIB)],
+        receiver = start_c([c_program("stream"), "bulk-recv", str(b.fileno()), str(MIB)],
                            MEASURED_CPU, (b.fileno(),))
         b.close()
         got, seconds = c_figures(receiver)
         sender.wait(60)
         return got / 1e6, seconds
-    pid = fork(lambda: (b.close(), _send_bulk(a, total, impl == "fastsock")))
+    def send_all() -> None:
+        b.close()
+        _send_bulk(a, total, impl == "fastsock")
+
+    pid = fork(send_all)
     a.close()
     buf = bytearray(MIB)
 
@@ -233,7 +246,7 @@ def _receive_batches(message: bytes, n: int, impl: str, c_mode: str,
     pid = fork(send)
     a.close()
     if impl == "c":
-        got, seconds = c_figures(start_c([native.build("stream"), c_mode, str(b.fileno())],
+        got, seconds = c_figures(start_c([c_program("stream"), c_mode, str(b.fileno())],
                                          MEASURED_CPU, (b.fileno(),)))
     elif impl == "fastsock":
         got, seconds = _measured(lambda: count_stream(fastsock.Stream(b)))
@@ -271,7 +284,7 @@ def run_send_frames(impl: str, n: int) -> Run:
     pid = fork(drain)
     b.close()
     if impl == "c":
-        result = c_figures(start_c([native.build("stream"), "send-frames", str(a.fileno()),
+        result = c_figures(start_c([c_program("stream"), "send-frames", str(a.fileno()),
                                     str(n), str(FRAME_PAYLOAD)], MEASURED_CPU, (a.fileno(),)))
     else:
         payload = FRAME[4:]
@@ -326,10 +339,14 @@ def run_ping_pong(impl: str, n: int) -> Run:
         peer: Any = start_c([echo, "echo", str(b.fileno()), str(len(PING))], PEER_CPU,
                             (b.fileno(),))
     else:
-        peer = fork(lambda: (a.close(), _python_echo(b)))
+        def echo_peer() -> None:
+            a.close()
+            _python_echo(b)
+
+        peer = fork(echo_peer)
     b.close()
     if impl == "c":
-        result = c_figures(start_c([native.build("stream"), "ping", str(a.fileno()), str(n),
+        result = c_figures(start_c([c_program("stream"), "ping", str(a.fileno()), str(n),
                                     str(len(PING))], PEER_CPU, (a.fileno(),)))
     else:
         base, _, timeout = impl.partition("-")
