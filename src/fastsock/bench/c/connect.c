@@ -3,7 +3,7 @@
  * each a 16-byte request and a 16-byte reply, then close; plain Berkeley
  * API, what a C client and server get on this machine.
  *
- * Build:  cc -O2 -o connect bench/c/connect.c
+ * Build:  cc -O2 -o connect src/fastsock/bench/c/connect.c
  *
  *   connect server COUNT [CPU]
  *       binds 127.0.0.1:0, prints the port on a line of its own, then
