@@ -11,6 +11,7 @@ on the Python version and the machine.  It runs in a child process (that
 test starts it): the patch is process-wide, and a crash or a hang must not
 take pytest with it.
 """
+import faulthandler
 import inspect
 import json
 import socket
@@ -18,6 +19,10 @@ import sys
 import unittest
 
 import fastsock
+
+
+# The slowest class takes a few seconds (about 30 under a sanitizer).
+CLASS_LIMIT = 180
 
 
 class DropIn(fastsock.Socket):
@@ -69,7 +74,13 @@ def run(names=None, patch=True):
             suite = unittest.defaultTestLoader.loadTestsFromTestCase(
                 getattr(test_socket, name))
             outcome = Outcome()
-            suite.run(outcome)
+            # A class that hangs ends the run with every thread's stack on
+            # stderr, which the caller shows, instead of a bare kill.
+            faulthandler.dump_traceback_later(CLASS_LIMIT, exit=True)
+            try:
+                suite.run(outcome)
+            finally:
+                faulthandler.cancel_dump_traceback_later()
             failed = {test.id(): last_line(trace)
                       for test, trace in outcome.failures + outcome.errors
                       + [(test, "unexpected success")

@@ -172,10 +172,11 @@ class Interrupted(Exception):
 
 
 @contextlib.contextmanager
-def on_alarm(delay, handler):
-    """Runs `handler` on SIGALRM `delay` seconds from now (main thread)."""
+def on_alarm(delay, handler, interval=0.0):
+    """Runs `handler` on SIGALRM `delay` seconds from now (main thread), and
+    every `interval` seconds after that if not 0."""
     old = signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, delay)
+    signal.setitimer(signal.ITIMER_REAL, delay, interval)
     try:
         yield
     finally:
@@ -184,7 +185,13 @@ def on_alarm(delay, handler):
 
 
 def signal_raises(delay):
-    """A signal in `delay` seconds whose handler raises Interrupted."""
+    """A signal in `delay` seconds whose handler raises Interrupted.
+
+    Sent again every `delay` seconds until the handler runs: on a busy
+    machine the first one can land before the call under test blocks, and
+    Python then runs its handler only at a later bytecode, after that call,
+    which would block for ever.  The next signal interrupts it (EINTR)."""
     def handler(signum, frame):
+        signal.setitimer(signal.ITIMER_REAL, 0)
         raise Interrupted()
-    return on_alarm(delay, handler)
+    return on_alarm(delay, handler, interval=delay)

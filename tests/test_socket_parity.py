@@ -5,6 +5,7 @@ import errno
 import io
 import os
 import pickle
+import re
 import selectors
 import select
 import socket
@@ -108,12 +109,37 @@ def test_bad_timeouts(cls, value, error):
         assert s.gettimeout() is None       # unchanged
 
 
-def test_setblocking_takes_ints_only(cls):
+class Index:
+    def __init__(self, value):
+        self.value = value
+
+    def __index__(self):
+        return self.value
+
+
+def setblocking_outcome(cls, flag):
     with cls() as s:
-        with pytest.raises(TypeError):
-            s.setblocking("yes")
-        with pytest.raises(TypeError):
-            s.setblocking(1.5)
+        s.settimeout(2.0)
+        try:
+            s.setblocking(flag)
+        except Exception as e:
+            return type(e)
+        return s.getblocking(), s.gettimeout()
+
+
+@pytest.mark.parametrize("flag", [
+    0, 1, -1, True, False, Index(0), Index(3), 2**100, 1.5, 0.0, "yes", "",
+    None, [], [0]], ids=repr)
+def test_setblocking_takes_what_this_pythons_stdlib_takes(flag):
+    # An int (or __index__) that fits a C long before 3.12; any object,
+    # for its truth, since: the drop-in follows the running Python.
+    assert (setblocking_outcome(fastsock.Socket, flag)
+            == setblocking_outcome(socket.socket, flag))
+
+
+def test_setblocking_of_a_float_depends_on_the_python(cls):
+    expected = (True, None) if sys.version_info >= (3, 12) else TypeError
+    assert setblocking_outcome(cls, 1.5) == expected
 
 
 def test_close_and_detach(cls):
@@ -141,6 +167,22 @@ def test_repr(cls):
         text = repr(s)
         assert f"fd={s.fileno()}" in text and "laddr=" in text
     assert "[closed]" in repr(s)
+
+
+@pytest.mark.parametrize("family, kind", [
+    (socket.AF_INET, socket.SOCK_STREAM), (socket.AF_INET, socket.SOCK_DGRAM),
+    (socket.AF_UNIX, socket.SOCK_STREAM)])
+def test_repr_fields_are_the_stdlibs(family, kind):
+    # Everything after the class name, the descriptor's number aside, as
+    # this Python's stdlib writes it (the enums as "AddressFamily.AF_INET"
+    # before 3.11).
+    def fields(sock):
+        return re.sub(r"fd=\d+", "fd=N", repr(sock).split(" ", 1)[1])
+    with socket.socket(family, kind) as a, fastsock.Socket(family, kind) as b:
+        assert fields(b) == fields(a)
+        a.close()
+        b.close()
+        assert fields(b) == fields(a)
 
 
 def test_cannot_pickle(cls):

@@ -93,6 +93,9 @@ cdef extern from "fastsock.h" nogil:
     int fs_close(fs_sock_t s)
     int fs_set_nonblocking(fs_sock_t s, int on)
     int fs_sock_info(fs_sock_t s, int *family, int *type, int *proto)
+    int fs_dup(fs_sock_t s, fs_sock_t *out)
+    int fs_get_inheritable(fs_sock_t s)
+    int fs_set_inheritable(fs_sock_t s, int on)
 
     int fs_bind(fs_sock_t s, const sockaddr *addr, fs_socklen_t len)
     int fs_listen(fs_sock_t s, int backlog)

@@ -9,6 +9,7 @@ import errno
 import io
 import os
 import socket as _stdlib
+import sys
 from operator import index as _index
 import warnings
 
@@ -41,6 +42,8 @@ cdef int IOV_MAX = fs_iov_max()
 # from_socket()/to_socket()/makefile() call back into this class.
 cdef object StdSocket = _stdlib.socket
 cdef object std_makefile = _stdlib.socket.makefile
+# socket.setblocking() takes any object from 3.12 on (an int before).
+cdef bint SETBLOCKING_TAKES_ANY = sys.version_info >= (3, 12)
 # The longest timeout the stdlib takes: its clock is int64 nanoseconds.
 cdef double TIMEOUT_MAX = 9223372036.0
 
@@ -281,7 +284,7 @@ cdef int parse_unix(object address, fs_addr_t *out) except -1:
             "a bytes-like object, str or os.PathLike is required for an "
             f"AF_UNIX address, not '{type(address).__name__}'")
     if fs_addr_unix(out, path, len(path)) < 0:
-        raise OSError(22, "AF_UNIX path too long")
+        raise OSError(errno.EINVAL, "AF_UNIX path too long")
     return 0
 
 
@@ -484,13 +487,14 @@ cdef class Socket:
 
     def __repr__(self):
         # The stdlib's form, addresses included: code and people that read
-        # socket reprs find the same fields.
+        # socket reprs find the same fields.  str() of the enums, as the
+        # stdlib's %s: "AddressFamily.AF_INET" before 3.11, "2" since.
         cls = _builtin_type(self)
         module = "fastsock" if cls is Socket else cls.__module__
         closed = self.fd == FS_INVALID_SOCKET
         text = (f"<{module}.{cls.__qualname__}{' [closed]' if closed else ''}"
-                f" fd={self.fileno()}, family={self.family}, "
-                f"type={self.type}, proto={self.proto_}")
+                f" fd={self.fileno()}, family={self.family!s}, "
+                f"type={self.type!s}, proto={self.proto_}")
         if not closed:
             for name, get in (("laddr", self.getsockname),
                               ("raddr", self.getpeername)):
@@ -559,7 +563,8 @@ cdef class Socket:
         if self.family_ == AF_UNIX:
             parse_unix(address, out)
             return 2
-        raise OSError(97, f"address family {self.family_} is not supported")
+        raise OSError(errno.EAFNOSUPPORT,
+                      f"address family {self.family_} is not supported")
 
     cdef int set_timeout_value(self, object value) except -1:
         cdef double t
@@ -681,23 +686,36 @@ cdef class Socket:
 
     def dup(self):
         """A new Socket on a duplicate of the handle."""
+        cdef fs_sock_t fd
+        cdef int r
         self.check_open()
-        fd = os.dup(self.fd)
+        r = fs_dup(self.fd, &fd)
+        if r < 0:
+            raise_oserror(r)
         try:
             new = type(self)(self.family_, self.type_, self.proto_, fileno=fd)
         except BaseException:
-            os.close(fd)
+            fs_close(fd)
             raise
         (<Socket?>new).set_timeout_value(self.timeout)
         return new
 
     def get_inheritable(self):
+        cdef int r
         self.check_open()
-        return os.get_inheritable(self.fileno())
+        r = fs_get_inheritable(self.fd)
+        if r < 0:
+            raise_oserror(r)
+        return r == 1
 
     def set_inheritable(self, inheritable):
+        # An int that fits a C int (or __index__), as os.set_inheritable.
+        cdef int on = _index(inheritable)
+        cdef int r
         self.check_open()
-        os.set_inheritable(self.fileno(), inheritable)
+        r = fs_set_inheritable(self.fd, on != 0)
+        if r < 0:
+            raise_oserror(r)
 
     # ---- modes --------------------------------------------------------
 
@@ -710,8 +728,17 @@ cdef class Socket:
         return None if self.timeout_s < 0 else self.timeout_s
 
     def setblocking(self, flag):
-        # An int (or __index__), as the stdlib takes it.
-        self.set_timeout_value(None if _index(flag) else 0.0)
+        # As the running Python's stdlib takes it: any object, for its
+        # truth, from 3.12 on; before, an int that fits a C long (or
+        # __index__), so 1.5 and "yes" are a TypeError there.
+        cdef bint blocking
+        cdef long value
+        if SETBLOCKING_TAKES_ANY:
+            blocking = flag
+        else:
+            value = _index(flag)
+            blocking = value != 0
+        self.set_timeout_value(None if blocking else 0.0)
 
     def getblocking(self):
         return self.timeout_ns != 0
@@ -882,7 +909,7 @@ cdef class Socket:
                 raise_oserror(r)
             return ival
         if not 0 < buflen <= 1024:
-            raise OSError(22, "getsockopt buflen out of range")
+            raise OSError(errno.EINVAL, "getsockopt buflen out of range")
         cdef PyObject *raw = alloc_bytes(buflen)
         n = buflen
         r = fs_getsockopt(self.fd, level, optname, raw_bytes_data(raw), &n)
@@ -1069,7 +1096,8 @@ cdef class Socket:
         seq = buffers if isinstance(buffers, (list, tuple)) else list(buffers)
         count = len(seq)
         if count > IOV_MAX:
-            raise OSError(90, "sendmsg() takes at most IOV_MAX buffers")
+            raise OSError(errno.EMSGSIZE,
+                          "sendmsg() takes at most IOV_MAX buffers")
         if address is not None:
             self.parse_address(address, &a)
             ap = &a
@@ -1150,7 +1178,8 @@ cdef class Socket:
         seq = buffers if isinstance(buffers, (list, tuple)) else list(buffers)
         count = len(seq)
         if count > IOV_MAX:
-            raise OSError(90, "recvmsg_into() takes at most IOV_MAX buffers")
+            raise OSError(errno.EMSGSIZE,
+                          "recvmsg_into() takes at most IOV_MAX buffers")
         try:
             pin_buffers(seq, 0, count, True, 0, &views, &bufs, &pinned)
             return self.recvmsg_impl(bufs, count, ancbufsize, flags)
