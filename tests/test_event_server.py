@@ -1036,9 +1036,10 @@ def test_a_second_shutdown_with_a_timeout_ends_a_first_that_waits():
 
 
 def test_out_of_memory_for_one_connection_closes_that_connection_only():
-    # A frame header announces 1 GiB (under max_frame) in a process whose
-    # address space cannot hold it: that connection ends with MemoryError,
-    # the loop and the other connections go on.
+    # A 1 GiB frame (under max_frame) streams into a process whose address
+    # space cannot hold it: the buffer doubles as the bytes come until an
+    # allocation fails; that connection ends with MemoryError, the loop and
+    # the other connections go on.
     out = run_child("""
         import resource, socket, struct, fastsock
         closed = []
@@ -1049,9 +1050,18 @@ def test_out_of_memory_for_one_connection_closes_that_connection_only():
         bad = socket.create_connection(server.address, timeout=10)
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
         vm = int(open("/proc/self/status").read().split("VmSize:")[1].split()[0])
-        resource.setrlimit(resource.RLIMIT_AS, ((vm << 10) + (256 << 20), hard))
-        bad.sendall(struct.pack(">I", 1 << 30) + b"y")
-        assert bad.recv(10) == b""
+        resource.setrlimit(resource.RLIMIT_AS, ((vm << 10) + (96 << 20), hard))
+        chunk = b"y" * (1 << 20)
+        try:
+            bad.sendall(struct.pack(">I", 1 << 30))
+            for _ in range(512):
+                bad.sendall(chunk)
+        except OSError:
+            pass                        # reset once the server gave up
+        try:
+            assert bad.recv(10) == b""
+        except ConnectionResetError:
+            pass
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
         good.sendall(struct.pack(">I", 2) + b"ok")
         assert good.recv(10) == struct.pack(">I", 2) + b"ok"
@@ -1062,6 +1072,39 @@ def test_out_of_memory_for_one_connection_closes_that_connection_only():
                   # In the sanitizer run: a NULL from malloc, as without it.
                   + ":allocator_may_return_null=1"))
     assert out.split() == ["MemoryError", "1"]
+
+
+def test_a_frame_header_alone_reserves_no_more_than_what_arrived():
+    # 200 peers each announce a 16 MiB frame and send 10 bytes of it: the
+    # server must not reserve 16 MiB each (3.2 GiB in all) for bytes that
+    # may never come.  Its address space is measured, so memory that was
+    # reserved but never touched counts too.
+    out = run_child("""
+        import socket, struct, time, fastsock
+
+        def vm_kib():
+            status = open("/proc/self/status").read()
+            return int(status.split("VmSize:")[1].split()[0])
+
+        server = fastsock.EventServer(("127.0.0.1", 0), lambda c, m: m).start()
+        before = vm_kib()
+        socks = []
+        for _ in range(200):
+            s = socket.create_connection(server.address, timeout=10)
+            s.sendall(struct.pack(">I", 16 << 20) + b"0123456789")
+            socks.append(s)
+        deadline = time.monotonic() + 10
+        while server.connections < 200 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        print(server.connections, (vm_kib() - before) // 1024)
+        for s in socks:
+            s.close()
+        server.shutdown(timeout=5)
+    """)
+    connections, grown_mib = map(int, out.split())
+    assert connections == 200
+    assert grown_mib < 64, grown_mib
 
 
 def test_shutdown_with_timeout_zero_still_sends_the_replies_it_handled():
@@ -1133,3 +1176,14 @@ def test_allow_raising_keyboard_interrupt_does_not_leak_the_descriptor():
         thread.join(5)
         assert raised == [True]
     assert fds() == before
+
+
+def test_a_reply_returned_after_close_is_sent_before_the_connection_closes():
+    def on_message(conn, request):
+        conn.close()                    # "Connection: close"
+        return HTTP_REPLY
+
+    with serving(on_message, framing=b"\r\n\r\n") as server:
+        with client(server) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            assert recv_until_eof(sock) == HTTP_REPLY

@@ -39,6 +39,7 @@ cdef class EventConnection:
     cdef bint dirty                # in loop.dirty: flush at the end of the pass
     cdef bint backlog              # ibuf may hold messages not yet handled
     cdef bint wblocked             # the last flush could not send everything
+    cdef bint in_ready             # listed in loop.ready for this pass
     cdef object error              # why it ends, for on_close (None: clean)
     # Input kept between passes (a partial message, or messages left by the
     # fairness bound): bytes [ipos, ilen) of ibuf, capacity icap.  NULL
@@ -47,6 +48,9 @@ cdef class EventConnection:
     cdef Py_ssize_t ipos
     cdef Py_ssize_t ilen
     cdef Py_ssize_t icap
+    # Lines and delimiters: how far the kept input was searched already
+    # (from ipos), so that a new receive resumes the search there.
+    cdef Py_ssize_t iscan
     # Output: pieces q[qhead..qlen) in order; small ones copied into wbuf
     # (wlen used of wcap).  Both freed once everything is sent.
     cdef out_piece *q
@@ -135,6 +139,7 @@ cdef class EventLoop:
                           Py_ssize_t have) except -1
     cdef int deliver(self, EventConnection conn, const char *p,
                      Py_ssize_t n) except -1
+    cdef int queue_ready(self, EventConnection conn) except -1
     cdef int run_backlog(self) except -1
     cdef int flush(self, EventConnection conn) except -1
     # flush() now if replies are queued and the socket is not known full.

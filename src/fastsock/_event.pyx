@@ -276,7 +276,9 @@ cdef class EventConnection:
     def sendall_buffers(self, buffers):
         """Queues every buffer of ``buffers``, in order."""
         self.check_sendable()
-        for b in buffers:
+        # Taken whole first: iterating runs Python code, during which
+        # another thread could queue its own sends between these.
+        for b in tuple(buffers):
             self.push_object(b)
         self.queued_more()
 
@@ -305,7 +307,7 @@ cdef class EventConnection:
         if self.user_paused:
             self.user_paused = False
             if self.backlog:
-                self.loop.ready.append(self)
+                self.loop.queue_ready(self)
             self.loop.update_interest(self)
 
     @property
@@ -345,7 +347,7 @@ cdef class EventConnection:
     cdef void free_input(self) noexcept:
         PyMem_Free(self.ibuf)
         self.ibuf = NULL
-        self.ipos = self.ilen = self.icap = 0
+        self.ipos = self.ilen = self.icap = self.iscan = 0
 
 
 @cython.final
@@ -714,11 +716,14 @@ cdef class EventLoop:
                   Py_ssize_t n) except -1:
         # What a receive left over: the start of a message, or messages
         # that the fairness bound deferred.  A partial frame gets room for
-        # all of it, so the next receive goes straight to its place.
+        # more of itself, so the next receive goes straight to its place,
+        # but no more than about what has arrived: a header alone, which
+        # anyone can send, reserves MIN_ROOM, not the max_frame it may
+        # announce.
         cdef Py_ssize_t cap = n
         if (self.framing == FRAME and n >= HEADER and not conn.backlog
                 and frame_length(p) <= self.max_frame):
-            cap = HEADER + frame_length(p)
+            cap = min(HEADER + frame_length(p), n + max(n, MIN_ROOM))
         conn.ibuf = <char *>PyMem_Malloc(max(cap, 1))
         if conn.ibuf == NULL:
             raise MemoryError()
@@ -729,17 +734,20 @@ cdef class EventLoop:
         return 0
 
     cdef int make_room(self, EventConnection conn) except -1:
-        cdef Py_ssize_t have = conn.ilen - conn.ipos, want, need
+        cdef Py_ssize_t have = conn.ilen - conn.ipos, want, need, room
         cdef char *p
         if conn.ipos:
             memmove(conn.ibuf, conn.ibuf + conn.ipos, have)
             conn.ipos = 0
             conn.ilen = have
+        room = min(MIN_ROOM, self.buffer_size)
         if self.framing == FRAME and have >= HEADER:
+            # The rest of the frame, but at most as much again as has
+            # arrived: the buffer doubles as the bytes come, so its size
+            # stays within twice what the peer really sent.
             need = HEADER + frame_length(conn.ibuf) - have
-        else:
-            need = 0
-        want = have + max(need, min(MIN_ROOM, self.buffer_size))
+            room = max(room, min(need, max(have, MIN_ROOM)))
+        want = have + room
         if want > conn.icap:
             p = <char *>PyMem_Realloc(conn.ibuf, want)
             if p == NULL:
@@ -772,9 +780,13 @@ cdef class EventLoop:
                 if end > have:
                     break
             else:
+                # A partial line kept from earlier receives was searched
+                # already up to conn.iscan: a line arriving in many small
+                # pieces costs one pass over its bytes, not one per piece.
                 end = find_sep(base + pos, min(have - pos, self.max_line),
-                               sep, seplen, 0)
+                               sep, seplen, conn.iscan)
                 if end < 0:
+                    conn.iscan = max(0, have - pos - seplen + 1)
                     if have - pos >= self.max_line:
                         self.end(conn, LimitOverrunError(
                             f"no separator within max_line "
@@ -782,11 +794,12 @@ cdef class EventLoop:
                         return have
                     break
                 end = pos + end + seplen
+                conn.iscan = 0
             if budget == 0 or not self.can_deliver(conn):
                 if not conn.dead:
                     conn.backlog = True
                     if self.can_deliver(conn):
-                        self.ready.append(conn)
+                        self.queue_ready(conn)
                 break
             budget -= 1
             if self.framing == FRAME:
@@ -803,8 +816,9 @@ cdef class EventLoop:
         cdef object msg = PyBytes_FromStringAndSize(p, n)
         try:
             reply = self.on_message(conn, msg)
-            if reply is not None and not (conn.dead or conn.broken
-                                          or conn.closing):
+            # A reply returned after close() in the same callback is sent
+            # before the connection closes (a "Connection: close" answer).
+            if reply is not None and not (conn.dead or conn.broken):
                 if self.framing == FRAME:
                     conn.push_frame(reply)
                 else:
@@ -825,6 +839,14 @@ cdef class EventLoop:
             self.update_interest(conn)
         return 0
 
+    cdef int queue_ready(self, EventConnection conn) except -1:
+        # Once per pass at most: a connection listed twice would get twice
+        # its share of messages.
+        if not conn.in_ready:
+            conn.in_ready = True
+            self.ready.append(conn)
+        return 0
+
     cdef int run_backlog(self) except -1:
         # Connections that stopped at the fairness bound: handle their next
         # messages from the kept input (no receive).
@@ -833,6 +855,7 @@ cdef class EventLoop:
         ready = self.ready
         self.ready = []
         for conn in ready:
+            conn.in_ready = False
             if not conn.backlog or not self.can_deliver(conn):
                 continue
             used = self.split(conn, conn.ibuf + conn.ipos, conn.ilen - conn.ipos)
@@ -934,7 +957,7 @@ cdef class EventLoop:
         if conn.throttled and conn.queued <= self.low_water:
             conn.throttled = False
             if conn.backlog and self.can_deliver(conn):
-                self.ready.append(conn)
+                self.queue_ready(conn)
         self.update_interest(conn)
         return self.maybe_finish(conn)
 

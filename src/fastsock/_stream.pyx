@@ -46,8 +46,6 @@ cdef int IOV_MAX = fs_iov_max()
 # Windows, where a read then flushes pending writes with a blocking send).
 cdef int MSG_DONTWAIT = getattr(_stdlib, "MSG_DONTWAIT", 0)
 cdef int MSG_WAITALL = getattr(_stdlib, "MSG_WAITALL", 0)
-# Linux: more data follows, do not send a partial segment yet.
-cdef int MSG_MORE = getattr(_stdlib, "MSG_MORE", 0)
 cdef int SOCK_STREAM = _stdlib.SOCK_STREAM
 cdef int SHUT_RD = _stdlib.SHUT_RD          # SD_RECEIVE on Windows: the same 0
 cdef int SHUT_WR = _stdlib.SHUT_WR          # SD_SEND: 1
@@ -350,14 +348,12 @@ cdef class Stream:
         try:
             if self.wlen > 0 and self.try_lock_write():
                 try:
-                    # MSG_MORE: the kernel holds these last bytes and sends
-                    # them with the FIN of the close below, in one segment
-                    # (8 segments instead of 10 per short connection,
-                    # counted with nstat; one wake-up of the peer less).
-                    # Should the socket outlive this close (its descriptor
-                    # duplicated or inherited), the kernel still sends them,
-                    # after about 200 ms (its probe timer).
-                    self.flush_locked(MSG_MORE)
+                    # Not with MSG_MORE, though the FIN would then ride on
+                    # these bytes (8 segments instead of 10 per short
+                    # connection): should the socket outlive this close (its
+                    # descriptor duplicated or inherited by a child), the
+                    # kernel would hold them for about 200 ms.
+                    self.flush_locked(0)
                 finally:
                     self.wbusy = False
                     PyThread_release_lock(self.wlock)
