@@ -91,10 +91,9 @@ cdef class Stream:
     # shrink a drained grown buffer); always leaves at least one free byte.
     cdef int make_room(self, Py_ssize_t need) except -1
     # One receive into the free room of rbuf; returns bytes, 0 at EOF.
-    # fill() is at a boundary when nothing is buffered; fill_from() is
-    # told (read_into() may hold bytes of its call elsewhere).
+    # At a boundary when nothing is buffered (the module's fill_from() is
+    # told: read_into() may hold bytes of its call elsewhere).
     cdef Py_ssize_t fill(self, int64_t *deadline) except -1
-    cdef Py_ssize_t fill_from(self, int64_t *deadline, bint boundary) except -1
     # Fill until n bytes are buffered: 1, or 0 at EOF with fewer.
     cdef int fill_to(self, Py_ssize_t n, int64_t *deadline) except -1
     # Put data back in front of the (empty) read buffer: used when a read

@@ -93,9 +93,10 @@ cdef inline void copy(void *dst, const void *src, size_t n) noexcept nogil:
         memcpy(dst, src, n)
 
 
-# The stream's sends, all of them: send_iov() sends cur[0..left-1] in
-# gathered calls of at most IOV_MAX buffers, and send_one() the last one
-# with send(), until all went or a call failed.  Each returns 0 or that
+# The stream's sends: send_iov() sends cur[0..left-1] in gathered calls of
+# at most IOV_MAX buffers, and send_one() the last one with send(), until
+# all went or a call failed (send_then_receive() makes one try of its own
+# and hands any rest to these).  Each returns 0 or that
 # call's FS_E* code, with the vector moved past what went.
 cdef inline fs_ssize_t send_one(fs_sock_t fd, fs_buf_t *b,
                                 int flags) noexcept nogil:
@@ -136,25 +137,23 @@ cdef inline fs_ssize_t recv_iov(fs_sock_t fd, fs_buf_t *iov, int count,
 # Stream.receive()'s first job, with the write lock taken (it is let go
 # here): send the pending bytes, then receive.  Returns 1 if *n is the
 # result of a receive (bytes, or a negative FS_E* code to handle), 0 if
-# none was tried.  Inline: a request/response pays no extra call.
+# none was tried.  Inline, and the rare partial send is out of line
+# (flush_rest_then_receive): a request/response pays no extra call.
 cdef inline int send_then_receive(Stream self, fs_buf_t *iov, int count,
                                   int flags, int64_t *deadline,
                                   fs_ssize_t *n, bint boundary) except -1:
-    cdef fs_ssize_t err = 0
-    cdef Py_ssize_t got = 0
+    cdef fs_ssize_t sent
+    cdef Py_ssize_t pending = self.wlen
     cdef fs_sock_t fd = self.sock.fd
     cdef int64_t timeout = self.sock.timeout_ns
     cdef int ms = 0, w = 0
     cdef bint tried = False
-    cdef fs_buf_t pending
     # Draining at a boundary (see Stream.drain()): send the pending bytes
     # but do not wait here; receive()'s loop decides between EOF and a
     # receive.
     cdef bint wait = not (boundary and self.draining)
     if timeout > 0:
         ms = ms_left(deadline, timeout)
-    pending.base = self.wbuf
-    pending.len = self.wlen
     # Request/response: the pending bytes go out in one send and the answer
     # is awaited in the same release of the GIL (with a timeout, by a wait
     # first: it cannot be there yet, so a receive tried first would only
@@ -162,39 +161,72 @@ cdef inline int send_then_receive(Stream self, fs_buf_t *iov, int count,
     # is never held up by a reader.
     self.idle = boundary and wait
     with nogil:
-        err = send_one(fd, &pending, MSG_DONTWAIT if timeout < 0 else 0)
-        if pending.len == 0:
+        sent = fs_send(fd, self.wbuf, pending,
+                       MSG_DONTWAIT if timeout < 0 else 0)
+        if sent == pending:
             # wbusy stays set: a writer running meanwhile takes the slow
             # path, and the lock orders its append after this.
             self.wlen = 0
             PyThread_release_lock(self.wlock)
-            if timeout < 0 and wait:
-                n[0] = recv_iov(fd, iov, count, flags)
-                tried = True
-            elif ms > 0 and wait:
-                w = fs_wait(fd, FS_POLLIN, ms)
-                if w > 0:
+            if wait:
+                if timeout < 0:
                     n[0] = recv_iov(fd, iov, count, flags)
                     tried = True
+                elif ms > 0:
+                    w = fs_wait(fd, FS_POLLIN, ms)
+                    if w > 0:
+                        n[0] = recv_iov(fd, iov, count, flags)
+                        tried = True
         # Cleared as soon as the receive returns, still without the GIL:
         # drain() must not take a reader holding the first bytes of a
         # message for an idle one.
         self.idle = False
-    if pending.len == 0:
-        if PyThread_acquire_lock(self.wlock, NOWAIT_LOCK):
-            self.wbusy = False      # else its holder clears it
-            PyThread_release_lock(self.wlock)
-        if w == FS_EINTR:
-            PyErr_CheckSignals()
-        return tried
+    if sent != pending:
+        return flush_rest_then_receive(self, sent, iov, count, deadline, n)
+    if PyThread_acquire_lock(self.wlock, NOWAIT_LOCK):
+        self.wbusy = False      # else its holder clears it
+        PyThread_release_lock(self.wlock)
+    if w == FS_EINTR:
+        PyErr_CheckSignals()
+    return tried
+
+
+# send_then_receive() when its one send did not take all the pending bytes
+# (`sent`: how many it did, or a negative FS_E* code): keeps the rest and
+# flushes it while receiving.  Lets the write lock go.
+cdef int flush_rest_then_receive(Stream self, fs_ssize_t sent, fs_buf_t *iov,
+                                 int count, int64_t *deadline,
+                                 fs_ssize_t *n) except -1:
+    cdef Py_ssize_t got = 0
+    cdef fs_buf_t pending
+    pending.base = self.wbuf
+    pending.len = self.wlen
     try:
+        if sent > 0:
+            pending.base += sent
+            pending.len -= sent
         self.keep_unsent(&pending, 1, True)
-        if self.flush_before_read(<int>err, iov, count, deadline, &got):
+        if self.flush_before_read(<int>sent if sent < 0 else FS_EAGAIN,
+                                  iov, count, deadline, &got):
             n[0] = got
             return 1
     finally:
         self.unlock_write()
     return 0
+
+
+# One receive into the free room of the read buffer; returns bytes, 0 at
+# EOF.  Inline: fill() is this with `boundary` when nothing is buffered.
+cdef inline Py_ssize_t fill_from(Stream self, int64_t *deadline,
+                                 bint boundary) except -1:
+    cdef fs_buf_t iov
+    cdef Py_ssize_t n
+    self.make_room(0)
+    iov.base = self.rbuf + self.rend
+    iov.len = self.rcap - self.rend
+    n = self.receive(&iov, 1, 0, deadline, boundary)
+    self.rend += n
+    return n
 
 
 cdef class Stream:
@@ -589,18 +621,7 @@ cdef class Stream:
         return 0
 
     cdef Py_ssize_t fill(self, int64_t *deadline) except -1:
-        return self.fill_from(deadline, self.rend == self.rpos)
-
-    cdef Py_ssize_t fill_from(self, int64_t *deadline,
-                              bint boundary) except -1:
-        cdef fs_buf_t iov
-        cdef Py_ssize_t n
-        self.make_room(0)
-        iov.base = self.rbuf + self.rend
-        iov.len = self.rcap - self.rend
-        n = self.receive(&iov, 1, 0, deadline, boundary)
-        self.rend += n
-        return n
+        return fill_from(self, deadline, self.rend == self.rpos)
 
     cdef int fill_to(self, Py_ssize_t n, int64_t *deadline) except -1:
         while self.rend - self.rpos < n:
@@ -666,7 +687,7 @@ cdef class Stream:
                 else:
                     # Empty buffer: a boundary only if nothing of this
                     # call was taken yet.
-                    r = self.fill_from(deadline, got == 0 and headlen == 0)
+                    r = fill_from(self, deadline, got == 0 and headlen == 0)
                     r = min(r, n - got)
                     copy(dst + got, self.rbuf + self.rpos, r)
                     self.rpos += r
