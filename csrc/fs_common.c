@@ -3,6 +3,7 @@
 #  define _POSIX_C_SOURCE 200809L /* getaddrinfo under -std=c11 */
 #endif
 #include "fastsock.h"
+#include "fs_private.h"
 
 #include <limits.h>
 
@@ -51,6 +52,59 @@ struct fs__sockaddr_un {
 #  include <sys/un.h>
 #  define fs__sockaddr_un sockaddr_un
 #endif
+/* ---- calls that read the same on POSIX and WinSock --------------------- */
+
+/* 0, or the portable error of the call that just failed (both APIs return
+ * -1, SOCKET_ERROR on Windows, and set the error elsewhere). */
+static int fs__status(int r)
+{
+    return r < 0 ? fs_last_error() : 0;
+}
+
+int fs_bind(fs_sock_t s, const struct sockaddr *addr, fs_socklen_t len)
+{
+    return fs__status(bind(s, addr, len));
+}
+
+int fs_listen(fs_sock_t s, int backlog)
+{
+    return fs__status(listen(s, backlog));
+}
+
+/* A non-blocking connect() fails with EINPROGRESS, or on Windows with
+ * WSAEWOULDBLOCK: both are FS_EINPROGRESS. */
+int fs_connect(fs_sock_t s, const struct sockaddr *addr, fs_socklen_t len)
+{
+    return fs__status(connect(s, addr, len));
+}
+
+int fs_accept(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len,
+              fs_sock_t *out)
+{
+    return fs__accept(s, addr, len, out, 0);
+}
+
+int fs_accept_nonblocking(fs_sock_t s, struct sockaddr *addr,
+                          fs_socklen_t *len, fs_sock_t *out)
+{
+    return fs__accept(s, addr, len, out, 1);
+}
+
+int fs_shutdown(fs_sock_t s, int how)
+{
+    return fs__status(shutdown(s, how));
+}
+
+int fs_getsockname(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len)
+{
+    return fs__status(getsockname(s, addr, len));
+}
+
+int fs_getpeername(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len)
+{
+    return fs__status(getpeername(s, addr, len));
+}
+
 /* Where a name with a leading NUL is abstract: every byte of it counts. */
 #if defined(_WIN32) || defined(__linux__)
 #  define FS__UNIX_ABSTRACT 1
@@ -218,9 +272,8 @@ int fs_send_segments(fs_sock_t s, const fs_buf_t *bufs, size_t n, size_t seg,
 }
 #endif
 
-/* ---- the poll()/WSAPoll() socket set (fs_pollset.h) -------------------- */
+/* ---- the poll()/WSAPoll() socket set (fs_private.h) -------------------- */
 
-#include "fs_pollset.h"
 
 #include <stdlib.h>
 

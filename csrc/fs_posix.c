@@ -20,7 +20,7 @@
 #  include <sys/sendfile.h>
 #endif
 
-#include "fs_pollset.h"
+#include "fs_private.h"
 
 /* EWOULDBLOCK may differ from EAGAIN; callers test FS_EAGAIN only. */
 static int fs__error(int e)
@@ -263,21 +263,6 @@ int fs_set_inheritable(fs_sock_t s, int on)
     return 0;
 }
 
-int fs_bind(fs_sock_t s, const struct sockaddr *addr, fs_socklen_t len)
-{
-    return (int)fs__check(bind(s, addr, len));
-}
-
-int fs_listen(fs_sock_t s, int backlog)
-{
-    return (int)fs__check(listen(s, backlog));
-}
-
-int fs_connect(fs_sock_t s, const struct sockaddr *addr, fs_socklen_t len)
-{
-    return (int)fs__check(connect(s, addr, len));
-}
-
 int fs_connect_result(fs_sock_t s)
 {
     int err = 0;
@@ -288,9 +273,10 @@ int fs_connect_result(fs_sock_t s)
     return err ? fs__error(err) : 0;
 }
 
-/* accept() into *out, not inherited, blocking or not as asked. */
-static int fs__accept(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len,
-                      fs_sock_t *out, int nonblocking)
+/* fs__accept (fs_private.h): the accept4() of Linux and the BSDs, else
+ * accept() and then the flags. */
+int fs__accept(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len,
+               fs_sock_t *out, int nonblocking)
 {
     int fd;
 
@@ -315,33 +301,6 @@ static int fs__accept(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len,
     fs__nosigpipe(fd);
     *out = fd;
     return 0;
-}
-
-int fs_accept(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len,
-              fs_sock_t *out)
-{
-    return fs__accept(s, addr, len, out, 0);
-}
-
-int fs_accept_nonblocking(fs_sock_t s, struct sockaddr *addr,
-                          fs_socklen_t *len, fs_sock_t *out)
-{
-    return fs__accept(s, addr, len, out, 1);
-}
-
-int fs_shutdown(fs_sock_t s, int how)
-{
-    return (int)fs__check(shutdown(s, how));
-}
-
-int fs_getsockname(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len)
-{
-    return (int)fs__check(getsockname(s, addr, len));
-}
-
-int fs_getpeername(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len)
-{
-    return (int)fs__check(getpeername(s, addr, len));
 }
 
 int fs_setsockopt(fs_sock_t s, int level, int name, const void *value,

@@ -1,6 +1,6 @@
 /* fs_win.c - the shim on WinSock 2 (Windows Vista and later). */
 #include "fastsock.h"
-#include "fs_pollset.h"
+#include "fs_private.h"
 
 #include <io.h>
 #include <limits.h>
@@ -372,23 +372,6 @@ int fs_set_inheritable(fs_sock_t s, int on)
 
 /* ---- addresses and options -------------------------------------------- */
 
-int fs_bind(fs_sock_t s, const struct sockaddr *addr, fs_socklen_t len)
-{
-    return fs__check(bind(s, addr, len));
-}
-
-int fs_listen(fs_sock_t s, int backlog)
-{
-    return fs__check(listen(s, backlog));
-}
-
-/* A non-blocking connect() fails with WSAEWOULDBLOCK, which is
- * FS_EINPROGRESS. */
-int fs_connect(fs_sock_t s, const struct sockaddr *addr, fs_socklen_t len)
-{
-    return fs__check(connect(s, addr, len));
-}
-
 int fs_connect_result(fs_sock_t s)
 {
     int err = 0;
@@ -399,9 +382,9 @@ int fs_connect_result(fs_sock_t s)
     return err ? -err : 0;
 }
 
-/* accept() into *out, private, blocking or not as asked. */
-static int fs__accept(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len,
-                      fs_sock_t *out, int nonblocking)
+/* fs__accept (fs_private.h). */
+int fs__accept(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len,
+               fs_sock_t *out, int nonblocking)
 {
     u_long mode = nonblocking != 0;
     SOCKET c = accept(s, addr, len);
@@ -420,33 +403,6 @@ static int fs__accept(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len,
     }
     *out = c;
     return 0;
-}
-
-int fs_accept(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len,
-              fs_sock_t *out)
-{
-    return fs__accept(s, addr, len, out, 0);
-}
-
-int fs_accept_nonblocking(fs_sock_t s, struct sockaddr *addr,
-                          fs_socklen_t *len, fs_sock_t *out)
-{
-    return fs__accept(s, addr, len, out, 1);
-}
-
-int fs_shutdown(fs_sock_t s, int how)
-{
-    return fs__check(shutdown(s, how));
-}
-
-int fs_getsockname(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len)
-{
-    return fs__check(getsockname(s, addr, len));
-}
-
-int fs_getpeername(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len)
-{
-    return fs__check(getpeername(s, addr, len));
 }
 
 int fs_setsockopt(fs_sock_t s, int level, int name, const void *value,

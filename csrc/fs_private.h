@@ -1,14 +1,23 @@
 /*
- * fs_pollset.h - private to csrc/: the poller's platform-free parts.
- * fs_common.c checks the arguments of the public fs_poller_* calls and
- * keeps the socket set behind the poll() and WSAPoll() backends; the
- * platform files run the backends and own the wake-up channel.  Cython
- * never sees this header.
+ * fs_private.h - private to csrc/: what fs_common.c and the platform files
+ * share.  Cython never sees this header.
+ *
+ * fs_common.c holds the calls that read the same on POSIX and WinSock
+ * (bind, listen, connect, the accept pair, shutdown, the name queries);
+ * the platform files provide the parts below that differ.  For the
+ * poller, fs_common.c checks the arguments of the public fs_poller_* calls
+ * and keeps the socket set behind the poll() and WSAPoll() backends; the
+ * platform files run the backends and own the wake-up channel.
  */
-#ifndef FS_POLLSET_H_
-#define FS_POLLSET_H_
+#ifndef FS_PRIVATE_H_
+#define FS_PRIVATE_H_
 
 #include "fastsock.h"
+
+/* accept() into *out, not inherited, in non-blocking mode if asked (what
+ * fs_accept and fs_accept_nonblocking do).  0 or FS_E*. */
+int fs__accept(fs_sock_t s, struct sockaddr *addr, fs_socklen_t *len,
+               fs_sock_t *out, int nonblocking);
 
 #ifdef _WIN32
 typedef WSAPOLLFD fs__pollfd_t;
@@ -78,4 +87,4 @@ int fs__poller_ctl(fs_poller_t *p, int op, fs_sock_t s, int events,
 int fs__poller_wait(fs_poller_t *p, fs_pevent_t *out, int max,
                     int timeout_ms);
 
-#endif /* FS_POLLSET_H_ */
+#endif /* FS_PRIVATE_H_ */
