@@ -123,6 +123,8 @@ cdef class Socket:
     cdef object name(self, bint peer)
     # connect()/connect_ex(): 0, or the errno when raise_errors is false.
     cdef int connect_impl(self, object address, bint raise_errors) except? -1
+    # connect_impl() to an address already parsed.
+    cdef int connect_to(self, fs_addr_t *a, bint raise_errors) except? -1
     # The sender's address object, reused while the sender stays the same.
     cdef object last_sender(self, fs_addr_t *addr)
     # recvmsg()/recvmsg_into(): (nbytes, ancdata, msg_flags, address).
@@ -134,6 +136,9 @@ cdef class Socket:
                                int flags=*) except -1
     cpdef object sendall(self, object data, int flags=*)
 
+
+# A port number checked as the stdlib checks it (TypeError, OverflowError).
+cdef unsigned port_value(object port) except? 0
 
 # A new blocking Socket(family, type) without __init__'s argument parsing
 # and getdefaulttimeout() (for callers that set the timeout themselves).

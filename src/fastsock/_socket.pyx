@@ -18,6 +18,7 @@ from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release,
                              PyBUF_SIMPLE, PyBUF_WRITABLE)
 from cpython.exc cimport (PyErr_CheckSignals, PyErr_Clear,
                          PyErr_ExceptionMatches)
+from cpython.long cimport PyLong_AsLongAndOverflow
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.sequence cimport PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
 from libc.stdint cimport int64_t, uint32_t, INT64_MAX
@@ -206,11 +207,15 @@ cdef bint can_seek(object file) except -1:
 # ---- addresses ----------------------------------------------------------
 
 cdef unsigned port_value(object port) except? 0:
+    cdef int overflow
+    cdef long value
     if not isinstance(port, int):
         raise TypeError(f"port must be an int, not '{type(port).__name__}'")
-    if not 0 <= port <= 65535:
+    # In C, not two rich comparisons (out of a long's range it reads -1).
+    value = PyLong_AsLongAndOverflow(port, &overflow)
+    if not 0 <= value <= 65535:
         raise _PortError("port must be 0-65535.")
-    return port
+    return <unsigned>value
 
 
 # Returns 0 for a numeric host, 1 for one that was resolved (a result that
@@ -764,15 +769,18 @@ cdef class Socket:
 
     cdef int connect_impl(self, object address, bint raise_errors) except? -1:
         cdef fs_addr_t a
-        cdef int r
-        cdef int64_t deadline = 0
         if raise_errors:
             self.check_open()
         self.parse_address(address, &a)
+        return self.connect_to(&a, raise_errors)
+
+    cdef int connect_to(self, fs_addr_t *a, bint raise_errors) except? -1:
+        cdef int r
+        cdef int64_t deadline = 0
         if self.fd == FS_INVALID_SOCKET:
             return -FS_EBADF        # connect_ex() reports it, as the stdlib
         with nogil:
-            r = fs_connect(self.fd, fs_addr_sa(&a), a.len)
+            r = fs_connect(self.fd, fs_addr_sa(a), a.len)
         if r == FS_EINTR:
             # The connection goes on in the kernel: wait for its outcome
             # rather than connect again (which would say EALREADY).

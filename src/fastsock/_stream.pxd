@@ -65,6 +65,7 @@ cdef class Stream:
     cdef int try_lock_write(self) noexcept
     # Close the socket and free the buffers if no call is in progress.
     cdef void finish_close(self) noexcept
+    cdef void free_buffers(self) noexcept
     cdef int check_open(self) except -1
     # __init__'s work once the arguments are checked: take over the open
     # stream socket s and allocate the read buffer.

@@ -9,6 +9,8 @@ their destination.  Small writes gather in a C write buffer; a write that
 would overflow it goes out in one gathered system call with what is
 pending.  See _stream.pxd for the threading rules.
 """
+cimport cython
+
 import io
 import socket as _stdlib
 import warnings
@@ -17,6 +19,7 @@ from cpython.buffer cimport PyBuffer_Release, PyObject_CheckBuffer
 from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_CheckExact,
                             PyBytes_FromStringAndSize, PyBytes_GET_SIZE)
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.pythread cimport (NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock,
                                PyThread_allocate_lock, PyThread_free_lock,
@@ -28,6 +31,7 @@ from fastsock._shim cimport *
 from fastsock._socket cimport (STACK_BUFS, Socket, alloc_bytes, finish_bytes,
                                get_read_buffer, get_write_buffer,
                                make_address, ms_left, new_socket, pin_buffers,
+                               port_value,
                                raise_oserror, release_views)
 from fastsock._split cimport (HEADER, NEWLINE, find_sep, frame_length,
                               put_header)
@@ -61,9 +65,12 @@ cdef int raise_closed_file() except -1:
 cdef int check_sizes(Py_ssize_t buffer_size, object max_frame) except -1:
     if buffer_size < MIN_BUFFER:
         raise ValueError(f"buffer_size must be at least {MIN_BUFFER}")
+    cdef int overflow
     if not isinstance(max_frame, int):
         raise TypeError("max_frame must be an int")
-    if not 0 <= max_frame <= MAX_HEADER:
+    # In C, not two rich comparisons of the int object (out of a long
+    # long's range, it reads as -1).
+    if not 0 <= PyLong_AsLongLongAndOverflow(max_frame, &overflow) <= MAX_HEADER:
         raise ValueError("max_frame must be 0 to 2**32 - 1 (the header's "
                          "range)")
     return 0
@@ -229,6 +236,93 @@ cdef inline Py_ssize_t fill_from(Stream self, int64_t *deadline,
     return n
 
 
+# ---- buffers and locks, recycled ------------------------------------------
+# A program that opens short connections one after another would pay, per
+# stream, a malloc and a free of buffer_size bytes for each direction and
+# two lock allocations: about 2,500 instructions (callgrind) a side of a
+# connection.  An ending stream hands them back here and the next stream
+# takes them first.  At most SPARE of each are kept (256 KiB with the
+# default buffers while no stream needs them).  The GIL guards these lists,
+# as it guards the PyMem calls.
+cdef enum:
+    SPARE = 4
+
+cdef char *spare_buf[SPARE]
+cdef Py_ssize_t spare_size[SPARE]
+cdef int spare_bufs = 0
+cdef PyThread_type_lock spare_lock[2 * SPARE]
+cdef int spare_locks = 0
+
+
+# The newest spare buffer of `size` bytes, else a new one.
+cdef char *take_buffer(Py_ssize_t size) noexcept:
+    global spare_bufs
+    cdef int i
+    cdef char *p
+    for i in range(spare_bufs - 1, -1, -1):
+        if spare_size[i] == size:
+            p = spare_buf[i]
+            spare_bufs -= 1
+            memmove(&spare_buf[i], &spare_buf[i + 1],
+                    (spare_bufs - i) * sizeof(char *))
+            memmove(&spare_size[i], &spare_size[i + 1],
+                    (spare_bufs - i) * sizeof(Py_ssize_t))
+            return p
+    return <char *>PyMem_Malloc(size)
+
+
+# Takes back a buffer of `size` bytes (NULL: nothing to do).  When the
+# list is full the oldest spare goes, so that sizes no stream asks for any
+# more do not hold the places.
+cdef void give_buffer(char *p, Py_ssize_t size) noexcept:
+    global spare_bufs
+    if p == NULL:
+        return
+    if spare_bufs == SPARE:
+        PyMem_Free(spare_buf[0])
+        spare_bufs -= 1
+        memmove(&spare_buf[0], &spare_buf[1], spare_bufs * sizeof(char *))
+        memmove(&spare_size[0], &spare_size[1],
+                spare_bufs * sizeof(Py_ssize_t))
+    spare_buf[spare_bufs] = p
+    spare_size[spare_bufs] = size
+    spare_bufs += 1
+
+
+def free_spare_buffers():
+    """Frees the spare buffers (a memory measurement that must not count
+    them: tests/leak_paths.py)."""
+    global spare_bufs
+    while spare_bufs > 0:
+        spare_bufs -= 1
+        PyMem_Free(spare_buf[spare_bufs])
+
+
+cdef PyThread_type_lock take_lock() noexcept:
+    global spare_locks
+    if spare_locks > 0:
+        spare_locks -= 1
+        return spare_lock[spare_locks]
+    return PyThread_allocate_lock()
+
+
+# Takes back a lock of a stream being freed: free, since every method that
+# takes a lock lets it go before it returns, and holds a reference to the
+# stream meanwhile.
+cdef void give_lock(PyThread_type_lock lock) noexcept:
+    global spare_locks
+    if lock == NULL:
+        return
+    if spare_locks == 2 * SPARE:
+        PyThread_free_lock(lock)
+        return
+    spare_lock[spare_locks] = lock
+    spare_locks += 1
+
+
+# binding=False: methods are plain method descriptors, as Socket's (the
+# default cyfunction dispatch costs about 115 instructions more per call).
+@cython.binding(False)
 cdef class Stream:
     """A buffered, file-like stream over a connected stream socket.
 
@@ -241,8 +335,8 @@ cdef class Stream:
     def __cinit__(self):
         self.closed_ = True         # until __init__ succeeds
         self.frame_limit = -1
-        self.rlock = PyThread_allocate_lock()
-        self.wlock = PyThread_allocate_lock()
+        self.rlock = take_lock()
+        self.wlock = take_lock()
         if self.rlock == NULL or self.wlock == NULL:
             raise MemoryError()
 
@@ -268,7 +362,7 @@ cdef class Stream:
 
     cdef int attach(self, Socket s, Py_ssize_t buffer_size,
                     Py_ssize_t max_frame) except -1:
-        self.rbuf = <char *>PyMem_Malloc(buffer_size)
+        self.rbuf = take_buffer(buffer_size)
         if self.rbuf == NULL:
             raise MemoryError()
         self.rcap = self.rbase = buffer_size
@@ -278,12 +372,9 @@ cdef class Stream:
         return 0
 
     def __dealloc__(self):
-        PyMem_Free(self.rbuf)
-        PyMem_Free(self.wbuf)
-        if self.rlock != NULL:
-            PyThread_free_lock(self.rlock)
-        if self.wlock != NULL:
-            PyThread_free_lock(self.wlock)
+        self.free_buffers()
+        give_lock(self.rlock)
+        give_lock(self.wlock)
 
     def __del__(self):
         # As io does: an unclosed stream is flushed and closed when it goes.
@@ -354,17 +445,27 @@ cdef class Stream:
             PyThread_release_lock(self.rlock)
             return
         self.close_pending = False
-        PyMem_Free(self.rbuf)
-        PyMem_Free(self.wbuf)
-        self.rbuf = self.wbuf = NULL
-        self.rpos = self.rend = self.rcap = 0
-        self.wlen = self.wcap = 0
+        self.free_buffers()
         try:
             self.sock.close_fd()
         except BaseException:
             pass
         PyThread_release_lock(self.wlock)
         PyThread_release_lock(self.rlock)
+
+    cdef void free_buffers(self) noexcept:
+        # A buffer of the usual size goes back for the next stream.
+        if self.rcap == self.rbase:
+            give_buffer(self.rbuf, self.rcap)
+        else:
+            PyMem_Free(self.rbuf)
+        if self.wcap == self.rbase:
+            give_buffer(self.wbuf, self.wcap)
+        else:
+            PyMem_Free(self.wbuf)
+        self.rbuf = self.wbuf = NULL
+        self.rpos = self.rend = self.rcap = 0
+        self.wlen = self.wcap = 0
 
     cdef int check_open(self) except -1:
         if self.closed_:
@@ -1063,7 +1164,7 @@ cdef class Stream:
 
     cdef int alloc_wbuf(self) except -1:
         if self.wbuf == NULL:
-            self.wbuf = <char *>PyMem_Malloc(self.rbase)
+            self.wbuf = take_buffer(self.rbase)
             if self.wbuf == NULL:
                 raise MemoryError()
             self.wcap = self.rbase
@@ -1342,12 +1443,16 @@ cdef int TCP_NODELAY = _stdlib.TCP_NODELAY
 cdef object getdefaulttimeout = _stdlib.getdefaulttimeout
 
 
-cdef int numeric_family(object host) except -1:
-    """AF_INET or AF_INET6 for a numeric address in a str, else 0."""
-    cdef fs_addr_t a
+cdef int numeric_address(object address, fs_addr_t *a) except -1:
+    """For a (host, port) pair whose host is a numeric address in a str:
+    its sockaddr in *a and AF_INET or AF_INET6, else 0 (a name, a path)."""
     cdef Py_ssize_t n
     cdef const char *c
     cdef int family
+    cdef unsigned port
+    if type(address) is not tuple or len(address) != 2:
+        return 0
+    host = address[0]
     if not isinstance(host, str) or not PyUnicode_IS_COMPACT_ASCII(host):
         return 0
     c = PyUnicode_AsUTF8AndSize(host, &n)
@@ -1356,7 +1461,8 @@ cdef int numeric_family(object host) except -1:
     if n == 0 or c[0] == b'<' or memchr(c, 0, n) != NULL:
         return 0
     family = AF_INET6 if memchr(c, b':', n) != NULL else AF_INET
-    return family if fs_addr_ip(&a, family, c, 0, 0, 0) == 0 else 0
+    port = port_value(address[1])
+    return family if fs_addr_ip(a, family, c, port, 0, 0) == 0 else 0
 
 
 cdef int set_nodelay(Socket s) except -1:
@@ -1368,8 +1474,10 @@ cdef int set_nodelay(Socket s) except -1:
     return 0
 
 
-cdef Stream open_stream(int family, object address, object timeout,
-                        bint nodelay, object source_address,
+# connect() for one address: `address`, or if `a` is not NULL, that
+# address already parsed.
+cdef Stream open_stream(int family, object address, fs_addr_t *a,
+                        object timeout, bint nodelay, object source_address,
                         Py_ssize_t buffer_size, Py_ssize_t max_frame):
     cdef Socket s = new_socket(family, SOCK_STREAM)
     cdef Stream stream
@@ -1380,7 +1488,10 @@ cdef Stream open_stream(int family, object address, object timeout,
             set_nodelay(s)
         if source_address is not None:
             s.bind(source_address)
-        s.connect_impl(address, True)
+        if a != NULL:
+            s.connect_to(a, True)
+        else:
+            s.connect_impl(address, True)
         stream = Stream.__new__(Stream)
         stream.attach(s, buffer_size, max_frame)
         return stream
@@ -1396,8 +1507,8 @@ def connect_stream(int family, object address, object timeout, bint nodelay,
     timeout, TCP_NODELAY (TCP only), the source address bound, connect(),
     and the Stream over it."""
     check_sizes(buffer_size, max_frame)
-    return open_stream(family, address, timeout, nodelay, source_address,
-                       buffer_size, max_frame)
+    return open_stream(family, address, NULL, timeout, nodelay,
+                       source_address, buffer_size, max_frame)
 
 
 def connect_numeric(object address, object timeout, bint nodelay,
@@ -1406,14 +1517,13 @@ def connect_numeric(object address, object timeout, bint nodelay,
     """connect_stream() for a (host, port) pair whose host is a numeric
     IPv4 or IPv6 address, its family found here; None for anything else
     (a name to resolve, an AF_UNIX path), with nothing done."""
+    cdef fs_addr_t a
     cdef int family
     check_sizes(buffer_size, max_frame)
-    if type(address) is not tuple or len(address) != 2:
-        return None
-    family = numeric_family(address[0])
+    family = numeric_address(address, &a)
     if family == 0:
         return None
-    return open_stream(family, address, timeout, nodelay, source_address,
+    return open_stream(family, address, &a, timeout, nodelay, source_address,
                        buffer_size, max_frame)
 
 
