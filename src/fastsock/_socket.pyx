@@ -22,7 +22,7 @@ from cpython.long cimport PyLong_AsLongAndOverflow
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.sequence cimport PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
 from libc.stdint cimport int64_t, uint32_t, INT64_MAX
-from libc.string cimport memchr, memcmp, memcpy, memset
+from libc.string cimport memchr, memcmp, memcpy, memset, strcmp, strcpy
 
 from fastsock._shim cimport *
 
@@ -313,6 +313,20 @@ cdef bint same_address(object address, object key) except -1:
     return True
 
 
+# The host string last made, and its text: a server accepting from one
+# client host, or datagrams from one host's ports, build it once.
+cdef char last_host_text[HOST_MAX]
+cdef object last_host = None
+
+
+cdef object host_string(const char *text):
+    global last_host
+    if last_host is None or strcmp(text, last_host_text) != 0:
+        last_host = text.decode("ascii")
+        strcpy(last_host_text, text)
+    return last_host
+
+
 cdef object make_ip_address(fs_addr_t *addr):
     cdef char host[HOST_MAX]
     cdef unsigned port = 0
@@ -320,9 +334,9 @@ cdef object make_ip_address(fs_addr_t *addr):
     cdef int family = fs_addr_ip_info(addr, host, sizeof(host), &port,
                                       &flowinfo, &scope_id)
     if family == AF_INET:
-        return (host.decode("ascii"), port)
+        return (host_string(host), port)
     if family == AF_INET6:
-        return (host.decode("ascii"), port, flowinfo, scope_id)
+        return (host_string(host), port, flowinfo, scope_id)
     return None
 
 

@@ -1511,20 +1511,26 @@ def connect_stream(int family, object address, object timeout, bint nodelay,
                        source_address, buffer_size, max_frame)
 
 
-def connect_numeric(object address, object timeout, bint nodelay,
-                    object source_address, Py_ssize_t buffer_size,
-                    object max_frame):
-    """connect_stream() for a (host, port) pair whose host is a numeric
-    IPv4 or IPv6 address, its family found here; None for anything else
-    (a name to resolve, an AF_UNIX path), with nothing done."""
+def connect(address, *, timeout=None, bint nodelay=True,
+            source_address=None, Py_ssize_t buffer_size=65536,
+            max_frame=16 * 2**20):
+    """A Stream connected to `address`: a (host, port) tuple, whose
+    addresses (IPv4 and IPv6) are tried in getaddrinfo's order, or an
+    AF_UNIX path.  `timeout` bounds each connection attempt and stays the
+    stream's timeout; `nodelay` sets TCP_NODELAY; `source_address` is
+    bound first."""
+    # A numeric (host, port) is connected here in one call, with no
+    # Python-level frame on the way (fastsock.client has the rest).
     cdef fs_addr_t a
     cdef int family
     check_sizes(buffer_size, max_frame)
     family = numeric_address(address, &a)
-    if family == 0:
-        return None
-    return open_stream(family, address, &a, timeout, nodelay, source_address,
-                       buffer_size, max_frame)
+    if family != 0:
+        return open_stream(family, address, &a, timeout, nodelay,
+                           source_address, buffer_size, max_frame)
+    from fastsock.client import connect_by_name
+    return connect_by_name(address, timeout, nodelay, source_address,
+                           buffer_size, max_frame)
 
 
 def accept_stream(Socket listener, bint nodelay, Py_ssize_t buffer_size,

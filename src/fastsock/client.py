@@ -16,7 +16,7 @@ from fastsock._socket import Socket
 from fastsock._socket import socketpair as _socket_pair
 from fastsock._stream import Stream
 from fastsock._stream import accept_stream as _accept_stream
-from fastsock._stream import connect_numeric as _connect_numeric
+from fastsock._stream import connect
 from fastsock._stream import connect_stream as _connect_stream
 
 __all__ = ["connect", "listen", "socketpair", "Listener"]
@@ -50,21 +50,11 @@ def _resolve(host: Any, port: int, flags: int = 0) -> List[Tuple[int, Any]]:
 _ACCEPT_INHERITS_NODELAY = sys.platform.startswith("linux")
 
 
-def connect(address: Address, *, timeout: Optional[float] = None,
-            nodelay: bool = True, source_address: Optional[Any] = None,
-            buffer_size: int = 65536, max_frame: int = _MAX_FRAME) -> Stream:
-    """A Stream connected to `address`: a (host, port) tuple, whose
-    addresses (IPv4 and IPv6) are tried in getaddrinfo's order, or an
-    AF_UNIX path.  `timeout` bounds each connection attempt and stays the
-    stream's timeout; `nodelay` sets TCP_NODELAY; `source_address` is
-    bound first."""
-    # A numeric (host, port) is connected in one call into C (which checks
-    # its arguments first); for a name or a path it does nothing and
-    # returns None.
-    stream = _connect_numeric(address, timeout, nodelay, source_address,
-                              buffer_size, max_frame)
-    if stream is not None:
-        return stream
+def connect_by_name(address: Address, timeout: Optional[float], nodelay: bool,
+                    source_address: Optional[Any], buffer_size: int,
+                    max_frame: int) -> Stream:
+    """connect() for a host name to resolve or an AF_UNIX path (connect()
+    itself, in C, connects a numeric (host, port) in one call)."""
     # Checked before anything is resolved or connected.
     check_timeout(timeout)
     check_stream_options(buffer_size, max_frame)
