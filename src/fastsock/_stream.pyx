@@ -1533,24 +1533,44 @@ def connect(address, *, timeout=None, bint nodelay=True,
                            buffer_size, max_frame)
 
 
-def accept_stream(Socket listener, bint nodelay, Py_ssize_t buffer_size,
-                  object max_frame):
-    """Listener.accept(): the next connection as (Stream, address), with
-    TCP_NODELAY if `nodelay` (a TCP listener).  The stream is blocking, as
-    socket.accept() makes it unless a default timeout is set."""
-    cdef fs_addr_t a
-    cdef Stream stream
-    check_sizes(buffer_size, max_frame)
-    cdef Socket s = listener.accept_socket(&a)
-    try:
-        if nodelay:
-            set_nodelay(s)
-        default = getdefaulttimeout()
-        if default is not None:
-            s.set_timeout_value(default)
-        stream = Stream.__new__(Stream)
-        stream.attach(s, buffer_size, max_frame)
-        return stream, make_address(&a)
-    except BaseException:
-        s.close_fd()
-        raise
+@cython.auto_pickle(False)
+@cython.binding(False)
+cdef class Acceptor:
+    """The compiled half of fastsock.Listener: accept() in one call, with
+    no Python-level frame on the way."""
+    cdef Socket listening
+    cdef bint nodelay
+    cdef Py_ssize_t buffer_size
+    cdef object max_frame
+
+    def __init__(self, Socket sock not None, bint nodelay,
+                 Py_ssize_t buffer_size, max_frame):
+        """`nodelay`: set TCP_NODELAY on each accepted socket (a TCP
+        listener whose sockets do not inherit it)."""
+        check_sizes(buffer_size, max_frame)
+        self.listening = sock
+        self.nodelay = nodelay
+        self.buffer_size = buffer_size
+        self.max_frame = max_frame
+
+    def accept(self):
+        """Waits for the next connection: (Stream, peer address).  The
+        stream is blocking, as socket.accept() makes it unless a default
+        timeout is set."""
+        cdef fs_addr_t a
+        cdef Stream stream
+        if self.listening is None:
+            raise TypeError("Acceptor.__init__ was not called")
+        cdef Socket s = self.listening.accept_socket(&a)
+        try:
+            if self.nodelay:
+                set_nodelay(s)
+            default = getdefaulttimeout()
+            if default is not None:
+                s.set_timeout_value(default)
+            stream = Stream.__new__(Stream)
+            stream.attach(s, self.buffer_size, self.max_frame)
+            return stream, make_address(&a)
+        except BaseException:
+            s.close_fd()
+            raise

@@ -15,7 +15,7 @@ from fastsock._args import (TCP_FAMILIES, check_address, check_int,
 from fastsock._socket import Socket
 from fastsock._socket import socketpair as _socket_pair
 from fastsock._stream import Stream
-from fastsock._stream import accept_stream as _accept_stream
+from fastsock._stream import Acceptor as _Acceptor
 from fastsock._stream import connect
 from fastsock._stream import connect_stream as _connect_stream
 
@@ -79,15 +79,14 @@ def connect_by_name(address: Address, timeout: Optional[float], nodelay: bool,
     raise errors[0]
 
 
-class Listener:
+class Listener(_Acceptor):
     """A listening socket whose accept() returns Streams.
 
     ``accept() -> (Stream, address)``; iterating yields the same pairs until
     the listener is closed.  A context manager.
     """
 
-    __slots__ = ("_sock", "_family", "_buffer_size", "_max_frame", "_nodelay",
-                 "_unix")
+    __slots__ = ("_sock", "_family", "_unix")
 
     def __init__(self, sock: Socket, *, buffer_size: int = 65536,
                  max_frame: int = _MAX_FRAME, nodelay: bool = True) -> None:
@@ -97,21 +96,16 @@ class Listener:
         check_stream_options(buffer_size, max_frame)
         self._sock = sock
         self._family = int(sock.family)
-        self._buffer_size = buffer_size
-        self._max_frame = max_frame
         # Whether accept() sets TCP_NODELAY on each connection.
-        self._nodelay = nodelay and self._family in TCP_FAMILIES
-        if self._nodelay and _ACCEPT_INHERITS_NODELAY:
+        nodelay = nodelay and self._family in TCP_FAMILIES
+        if nodelay and _ACCEPT_INHERITS_NODELAY:
             sock.setsockopt(_stdlib.IPPROTO_TCP, _stdlib.TCP_NODELAY, 1)
-            self._nodelay = False
+            nodelay = False
+        # accept() is the compiled base class's.
+        _Acceptor.__init__(self, sock, nodelay, buffer_size, max_frame)
         # (path, device, inode) of a socket file we bound, to remove it at
         # close unless something else replaced it meanwhile.
         self._unix: Optional[Tuple[Any, int, int]] = None
-
-    def accept(self) -> Tuple[Stream, Any]:
-        """Waits for the next connection: (Stream, peer address)."""
-        return _accept_stream(self._sock, self._nodelay, self._buffer_size,
-                              self._max_frame)
 
     @property
     def address(self) -> Any:
