@@ -1233,6 +1233,15 @@ cdef class Stream:
 
     cdef int write_ptr(self, const char *p, Py_ssize_t n) except -1:
         cdef fs_buf_t v[2]
+        if self.wbuf == NULL and not self.wbusy and self.write_error == 0:
+            # The first write: with no buffer and no send running, nothing
+            # can share it, and the GIL is held up to the copy (the lock
+            # would cost two acquisitions on a short connection).
+            self.alloc_wbuf()
+            if n <= self.wcap:
+                copy(self.wbuf, p, n)
+                self.wlen = n
+                return 0
         self.lock_write()
         try:
             self.raise_write_error()
