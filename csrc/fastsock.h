@@ -511,6 +511,31 @@ void fs_bufs_advance(fs_buf_t **bufs, size_t *n, size_t sent);
 /* The sum of the lengths of bufs[0..n-1]. */
 size_t fs_bufs_total(const fs_buf_t *bufs, size_t n);
 
+/* ---- atomics (the Cython modules' stream locks) ------------------------ */
+
+/* Adds delta to *p as one atomic step; returns the value before. */
+static inline long fs_atomic_add(long *p, long delta)
+{
+#ifdef _WIN32
+    return InterlockedExchangeAdd((volatile LONG *)p, delta);
+#else
+    return __atomic_fetch_add(p, delta, __ATOMIC_SEQ_CST);
+#endif
+}
+
+/* If *p is `expected`, sets it to `desired` as one atomic step: 1 then,
+ * else 0. */
+static inline int fs_atomic_cas(long *p, long expected, long desired)
+{
+#ifdef _WIN32
+    return InterlockedCompareExchange((volatile LONG *)p, desired,
+                                      expected) == expected;
+#else
+    return __atomic_compare_exchange_n(p, &expected, desired, 0,
+                                       __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+#endif
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -725,6 +725,52 @@ def test_unclosed_stream_warns_and_flushes():
     b.close()
 
 
+@pytest.mark.parametrize("buffer_size", [16, 65536])
+def test_threads_contending_for_each_side_lose_and_tear_nothing(buffer_size):
+    # Four writers and four readers on one stream pair: each side's lock is
+    # taken and passed between threads that wait for it; every frame must
+    # arrive whole, once.  A 16-byte buffer sends every frame through the
+    # slow paths.
+    a, b = fastsock.socketpair(buffer_size=buffer_size)
+    a.settimeout(T)
+    b.settimeout(T)
+    writers, readers, count = 4, 4, 300
+    got, errors = [], []
+
+    def write(w):
+        try:
+            for i in range(count):
+                a.send_frame(struct.pack("!II", w, i) + b"x" * (i % 40))
+                if i % 3 == 0:
+                    a.flush()
+            a.flush()
+        except BaseException as exc:
+            errors.append(exc)
+
+    def read():
+        try:
+            mine = [b.recv_frame() for _ in range(writers * count // readers)]
+            got.extend(mine)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = ([threading.Thread(target=write, args=(w,)) for w in range(writers)]
+               + [threading.Thread(target=read) for _ in range(readers)])
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(4 * T)
+    try:
+        assert not any(t.is_alive() for t in threads)
+        assert errors == []
+        frames = sorted(struct.unpack("!II", f[:8]) + (len(f),) for f in got)
+        assert frames == sorted((w, i, 8 + i % 40) for w in range(writers)
+                                for i in range(count))
+    finally:
+        a.close()
+        b.close()
+
+
 @pytest.mark.parametrize("op", ["readexactly", "frames", "readline", "readinto"])
 def test_close_from_another_thread_wakes_a_blocked_read(pair, op):
     s, b = pair(timeout=None)

@@ -167,3 +167,6 @@ cdef extern from "fastsock.h" nogil:
 
     void fs_bufs_advance(fs_buf_t **bufs, size_t *n, size_t sent)
     size_t fs_bufs_total(const fs_buf_t *bufs, size_t n)
+
+    long fs_atomic_add(long *p, long delta)
+    int fs_atomic_cas(long *p, long expected, long desired)

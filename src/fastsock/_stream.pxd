@@ -10,6 +10,15 @@ from libc.stdint cimport int64_t
 from cpython.pythread cimport PyThread_type_lock
 
 from fastsock._shim cimport fs_buf_t
+
+
+# One side's lock.  Taking and letting go of it is one atomic operation
+# while no other thread wants it; a thread that must wait sleeps on
+# `handoff`, which is held while nobody waits, and a holder that leaves
+# with waiters counted releases it to pass the lock on.
+ctypedef struct SideLock:
+    long users                  # holders and waiters (0 or 1 holder)
+    PyThread_type_lock handoff
 from fastsock._socket cimport Socket
 
 
@@ -49,8 +58,8 @@ cdef class Stream:
     # returns.  drain() shuts the reading side down only when it is set.
     cdef bint draining
     cdef bint idle
-    cdef PyThread_type_lock rlock  # held by a reader's slow path
-    cdef PyThread_type_lock wlock  # held while the write buffer is sent
+    cdef SideLock rlock            # held by a reader's slow path
+    cdef SideLock wlock            # held while the write buffer is sent
     cdef object __weakref__
 
     # ---- locks and closing ---------------------------------------------

@@ -174,7 +174,7 @@ cdef inline int send_then_receive(Stream self, fs_buf_t *iov, int count,
             # wbusy stays set: a writer running meanwhile takes the slow
             # path, and the lock orders its append after this.
             self.wlen = 0
-            PyThread_release_lock(self.wlock)
+            let_go(&self.wlock)
             if wait:
                 if timeout < 0:
                     n[0] = recv_iov(fd, iov, count, flags)
@@ -190,9 +190,9 @@ cdef inline int send_then_receive(Stream self, fs_buf_t *iov, int count,
         self.idle = False
     if sent != pending:
         return flush_rest_then_receive(self, sent, iov, count, deadline, n)
-    if PyThread_acquire_lock(self.wlock, NOWAIT_LOCK):
+    if try_take(&self.wlock):
         self.wbusy = False      # else its holder clears it
-        PyThread_release_lock(self.wlock)
+        let_go(&self.wlock)
     if w == FS_EINTR:
         PyErr_CheckSignals()
     return tried
@@ -298,18 +298,24 @@ def free_spare_buffers():
         PyMem_Free(spare_buf[spare_bufs])
 
 
-cdef PyThread_type_lock take_lock() noexcept:
+# A SideLock's handoff lock, held (see _stream.pxd); NULL without memory.
+cdef PyThread_type_lock take_handoff() noexcept:
     global spare_locks
+    cdef PyThread_type_lock lock
     if spare_locks > 0:
         spare_locks -= 1
         return spare_lock[spare_locks]
-    return PyThread_allocate_lock()
+    lock = PyThread_allocate_lock()
+    if lock != NULL:
+        PyThread_acquire_lock(lock, NOWAIT_LOCK)
+    return lock
 
 
-# Takes back a lock of a stream being freed: free, since every method that
-# takes a lock lets it go before it returns, and holds a reference to the
-# stream meanwhile.
-cdef void give_lock(PyThread_type_lock lock) noexcept:
+# Takes back the handoff lock of a stream being freed.  With no user left
+# it is held, as take_handoff() gives it: every method that takes a side's
+# lock lets it go before it returns, and holds a reference to the stream
+# meanwhile.
+cdef void give_handoff(PyThread_type_lock lock) noexcept:
     global spare_locks
     if lock == NULL:
         return
@@ -318,6 +324,21 @@ cdef void give_lock(PyThread_type_lock lock) noexcept:
         return
     spare_lock[spare_locks] = lock
     spare_locks += 1
+
+
+cdef inline bint try_take(SideLock *l) noexcept nogil:
+    return fs_atomic_cas(&l.users, 0, 1)
+
+
+# Waits for the lock (call without the GIL).
+cdef inline void take(SideLock *l) noexcept nogil:
+    if fs_atomic_add(&l.users, 1) != 0:
+        PyThread_acquire_lock(l.handoff, WAIT_LOCK)
+
+
+cdef inline void let_go(SideLock *l) noexcept nogil:
+    if fs_atomic_add(&l.users, -1) != 1:
+        PyThread_release_lock(l.handoff)
 
 
 # binding=False: methods are plain method descriptors, as Socket's (the
@@ -335,9 +356,9 @@ cdef class Stream:
     def __cinit__(self):
         self.closed_ = True         # until __init__ succeeds
         self.frame_limit = -1
-        self.rlock = take_lock()
-        self.wlock = take_lock()
-        if self.rlock == NULL or self.wlock == NULL:
+        self.rlock.handoff = take_handoff()
+        self.wlock.handoff = take_handoff()
+        if self.rlock.handoff == NULL or self.wlock.handoff == NULL:
             raise MemoryError()
 
     def __init__(self, sock, *, Py_ssize_t buffer_size=65536,
@@ -373,8 +394,8 @@ cdef class Stream:
 
     def __dealloc__(self):
         self.free_buffers()
-        give_lock(self.rlock)
-        give_lock(self.wlock)
+        give_handoff(self.rlock.handoff)
+        give_handoff(self.wlock.handoff)
 
     def __del__(self):
         # As io does: an unclosed stream is flushed and closed when it goes.
@@ -396,23 +417,23 @@ cdef class Stream:
     # ---- locks and closing ---------------------------------------------
 
     cdef int lock_read(self) except -1:
-        if not PyThread_acquire_lock(self.rlock, NOWAIT_LOCK):
+        if not try_take(&self.rlock):
             with nogil:
-                PyThread_acquire_lock(self.rlock, WAIT_LOCK)
+                take(&self.rlock)
         if self.closed_:
             self.unlock_read()
             raise_closed_file()
         return 0
 
     cdef void unlock_read(self) noexcept:
-        PyThread_release_lock(self.rlock)
+        let_go(&self.rlock)
         if self.close_pending:
             self.finish_close()
 
     cdef int lock_write(self) except -1:
-        if not PyThread_acquire_lock(self.wlock, NOWAIT_LOCK):
+        if not try_take(&self.wlock):
             with nogil:
-                PyThread_acquire_lock(self.wlock, WAIT_LOCK)
+                take(&self.wlock)
         # While set, the write fast path stays out of the buffer being sent.
         self.wbusy = True
         if self.closed_:
@@ -421,17 +442,17 @@ cdef class Stream:
         return 0
 
     cdef int try_lock_write(self) noexcept:
-        if not PyThread_acquire_lock(self.wlock, NOWAIT_LOCK):
+        if not try_take(&self.wlock):
             return 0
         if self.closed_:
-            PyThread_release_lock(self.wlock)
+            let_go(&self.wlock)
             return 0
         self.wbusy = True
         return 1
 
     cdef void unlock_write(self) noexcept:
         self.wbusy = False
-        PyThread_release_lock(self.wlock)
+        let_go(&self.wlock)
         if self.close_pending:
             self.finish_close()
 
@@ -439,10 +460,10 @@ cdef class Stream:
         # Only when no call holds a buffer or the descriptor: a call still
         # running finishes the close when it unlocks, so the descriptor
         # number cannot be reused under it.
-        if not PyThread_acquire_lock(self.rlock, NOWAIT_LOCK):
+        if not try_take(&self.rlock):
             return
-        if not PyThread_acquire_lock(self.wlock, NOWAIT_LOCK):
-            PyThread_release_lock(self.rlock)
+        if not try_take(&self.wlock):
+            let_go(&self.rlock)
             return
         self.close_pending = False
         self.free_buffers()
@@ -450,8 +471,8 @@ cdef class Stream:
             self.sock.close_fd()
         except BaseException:
             pass
-        PyThread_release_lock(self.wlock)
-        PyThread_release_lock(self.rlock)
+        let_go(&self.wlock)
+        let_go(&self.rlock)
 
     cdef void free_buffers(self) noexcept:
         # A buffer of the usual size goes back for the next stream.
@@ -489,7 +510,7 @@ cdef class Stream:
                     self.flush_locked(0)
                 finally:
                     self.wbusy = False
-                    PyThread_release_lock(self.wlock)
+                    let_go(&self.wlock)
         finally:
             self.closed_ = True
             self.close_pending = True

@@ -457,6 +457,23 @@ static void test_bufs_advance(void)
     CHECK_EQ(n, 0);
 }
 
+static void test_atomics(void)
+{
+    long v = 0;
+
+    BEGIN("fs_atomic_add / fs_atomic_cas");
+    CHECK_EQ(fs_atomic_add(&v, 1), 0);   /* returns the value before */
+    CHECK_EQ(fs_atomic_add(&v, 1), 1);
+    CHECK_EQ(fs_atomic_add(&v, -2), 2);
+    CHECK_EQ(v, 0);
+    CHECK(fs_atomic_cas(&v, 0, 1));      /* taken */
+    CHECK_EQ(v, 1);
+    CHECK(!fs_atomic_cas(&v, 0, 1));     /* not when it is not `expected` */
+    CHECK_EQ(v, 1);
+    CHECK(fs_atomic_cas(&v, 1, 0));
+    CHECK_EQ(v, 0);
+}
+
 static void test_error_info(void)
 {
     static const struct {
@@ -2156,6 +2173,7 @@ int main(void)
     setvbuf(stdout, NULL, _IONBF, 0);
     test_basics();
     test_bufs_advance();
+    test_atomics();
     test_error_info();
     test_sock_info();
     test_dup_inheritable();
