@@ -1238,6 +1238,76 @@ out:
     close_socks(p, 2);
 }
 
+/* fs_addr_ip() on IPv4 text: its own parser takes the canonical dotted
+ * quad and leaves every other form to inet_pton(). */
+static void test_ipv4_forms(void)
+{
+    static const struct {
+        const char *text;
+        int numeric;
+        unsigned char b[4];
+    } forms[] = {
+        {"0.0.0.0", 1, {0, 0, 0, 0}},
+        {"255.255.255.255", 1, {255, 255, 255, 255}},
+        {"192.168.1.20", 1, {192, 168, 1, 20}},
+        {"9.99.199.250", 1, {9, 99, 199, 250}},
+        {"256.1.1.1", 0, {0}},
+        {"1.1.1.1000", 0, {0}},
+        {"1.1.1", 0, {0}},
+        {"1.1.1.1.", 0, {0}},
+        {"1.1.1.1.1", 0, {0}},
+        {"1..1.1", 0, {0}},
+        {".1.1.1", 0, {0}},
+        {"1.1.1.", 0, {0}},
+        {"01.1.1.1", 0, {0}},   /* a leading zero: inet_pton() refuses it */
+        {"1.1.1.1 ", 0, {0}},
+        {"1.1.1.x", 0, {0}},
+        {"0x1.1.1.1", 0, {0}},
+    };
+    fs_addr_t a;
+    size_t i;
+
+    for (i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        int r = fs_addr_ip(&a, AF_INET, forms[i].text, 1, 0, 0);
+
+        CHECK_EQ(r, forms[i].numeric ? 0 : 1);
+        if (r == 0)
+            CHECK(memcmp(&((struct sockaddr_in *)&a.ss)->sin_addr,
+                         forms[i].b, 4) == 0);
+    }
+#ifndef _WIN32
+    /* Random strings of 3-5 parts of 0-4 digits: the same verdict and
+     * bytes as inet_pton() itself. */
+    size_t accepted = 0;
+
+    srand(7);
+    for (i = 0; i < 200000; i++) {
+        char text[32], *p = text;
+        struct in_addr want;
+        int parts = 3 + rand() % 3, k, d, r, ok;
+
+        for (k = 0; k < parts; k++) {
+            if (k > 0)
+                *p++ = '.';
+            for (d = rand() % 5; d > 0; d--)
+                *p++ = (char)('0' + rand() % 10);
+        }
+        *p = '\0';
+        ok = inet_pton(AF_INET, text, &want) == 1;
+        accepted += ok;
+        r = fs_addr_ip(&a, AF_INET, text, 1, 0, 0);
+        if (r != (ok ? 0 : 1)
+            || (ok && memcmp(&((struct sockaddr_in *)&a.ss)->sin_addr,
+                             &want, 4) != 0)) {
+            CHECK(!"fs_addr_ip and inet_pton disagree");
+            fprintf(stderr, "  on %s\n", text);
+            break;
+        }
+    }
+    CHECK(accepted > 1000); /* the draw makes valid addresses too */
+#endif
+}
+
 static void test_addresses(void)
 {
     fs_addr_t a;
@@ -1268,6 +1338,7 @@ static void test_addresses(void)
         CHECK(strcmp(host, dotted[i]) == 0);
     }
     CHECK_EQ(fs_addr_ip_info(&a, host, 15, &port, &fi, &sc), FS_EINVAL);
+    test_ipv4_forms();
     CHECK_EQ(fs_addr_ip(&a, AF_INET, "localhost", 1, 0, 0), 1);
     CHECK_EQ(fs_addr_ip(&a, AF_INET, "::1", 1, 0, 0), 1);
     CHECK_EQ(fs_addr_ip(&a, AF_UNIX, "x", 1, 0, 0), FS_EINVAL);
