@@ -513,8 +513,15 @@ size_t fs_bufs_total(const fs_buf_t *bufs, size_t n);
 
 /* ---- atomics (the Cython modules' stream locks) ------------------------ */
 
+/* MSVC's C compiler spells it __inline before C11 mode. */
+#if defined(_MSC_VER) && !defined(__cplusplus)
+#  define FS_INLINE __inline
+#else
+#  define FS_INLINE inline
+#endif
+
 /* Adds delta to *p as one atomic step; returns the value before. */
-static inline long fs_atomic_add(long *p, long delta)
+static FS_INLINE long fs_atomic_add(long *p, long delta)
 {
 #ifdef _WIN32
     return InterlockedExchangeAdd((volatile LONG *)p, delta);
@@ -525,7 +532,7 @@ static inline long fs_atomic_add(long *p, long delta)
 
 /* If *p is `expected`, sets it to `desired` as one atomic step: 1 then,
  * else 0. */
-static inline int fs_atomic_cas(long *p, long expected, long desired)
+static FS_INLINE int fs_atomic_cas(long *p, long expected, long desired)
 {
 #ifdef _WIN32
     return InterlockedCompareExchange((volatile LONG *)p, desired,
