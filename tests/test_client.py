@@ -4,6 +4,7 @@ import os
 import socket
 import sys
 import threading
+import time
 
 import pytest
 
@@ -222,6 +223,43 @@ def test_listener_accept_gives_streams_with_options():
                 c.flush()
                 s.settimeout(T)
                 assert s.recv_frame() == b"frame"
+
+
+@pytest.mark.parametrize("client_first", [True, False])
+@pytest.mark.parametrize("op", ["readexactly", "readline", "readinto", "recv_frame"])
+def test_accepted_stream_first_read(client_first, op):
+    # An accepted stream's first receive is tried without waiting; whether
+    # the request is already there (client first) or comes later (the read
+    # then waits as usual), and whatever read it is, the bytes are the same.
+    request = b"\0\0\0\x05hello\n" + b"x" * 20
+    with listen(("127.0.0.1", 0)) as lst:
+        with connect(lst.address, timeout=T) as c:
+            s, _ = lst.accept()
+            with s:
+                got = []
+                def read():
+                    if op == "readinto":
+                        buf = bytearray(len(request))
+                        got.append(bytes(buf[:s.readinto(buf)]))
+                    elif op == "recv_frame":
+                        got.append(b"\0\0\0\x05" + s.recv_frame())
+                    else:
+                        got.append(s.readexactly(10) if op == "readexactly"
+                                   else s.readline())
+                reader = threading.Thread(target=read)
+                if client_first:
+                    c.write(request)
+                    c.flush()
+                    time.sleep(0.05)        # the request is in the kernel
+                reader.start()
+                if not client_first:
+                    time.sleep(0.05)        # the reader is waiting
+                    c.write(request)
+                    c.flush()
+                reader.join(T)
+                assert not reader.is_alive()
+                assert got and got[0] and request.startswith(got[0])
+                assert len(got[0]) >= (9 if op != "readinto" else 1)
 
 
 def test_listener_nodelay_false_leaves_nagle_on():

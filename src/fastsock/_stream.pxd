@@ -58,6 +58,8 @@ cdef class Stream:
     # returns.  drain() shuts the reading side down only when it is set.
     cdef bint draining
     cdef bint idle
+    # Made by Listener.accept() and nothing received yet (see receive()).
+    cdef bint fresh
     cdef SideLock rlock            # held by a reader's slow path
     cdef SideLock wlock            # held while the write buffer is sent
     cdef object __weakref__
