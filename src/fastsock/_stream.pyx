@@ -222,6 +222,23 @@ cdef int flush_rest_then_receive(Stream self, fs_ssize_t sent, fs_buf_t *iov,
     return 0
 
 
+# write()'s fast path, under the GIL and without the write lock: appends
+# p[0..n-1] to the write buffer if it fits and no send is using the buffer
+# (wbusy).  The first write takes the buffer here: with none yet, no send
+# can share it (a pending write error leaves it to write_ptr to report).
+cdef inline bint buffered(Stream self, const char *p,
+                          Py_ssize_t n) except -1:
+    if self.wbusy:
+        return False
+    if self.wbuf == NULL and self.write_error == 0:
+        self.alloc_wbuf()
+    if n > self.wcap - self.wlen:
+        return False
+    copy(self.wbuf + self.wlen, p, n)
+    self.wlen += n
+    return True
+
+
 # One receive into the free room of the read buffer; returns bytes, 0 at
 # EOF.  Inline: fill() is this with `boundary` when nothing is buffered.
 cdef inline Py_ssize_t fill_from(Stream self, int64_t *deadline,
@@ -247,45 +264,48 @@ cdef inline Py_ssize_t fill_from(Stream self, int64_t *deadline,
 cdef enum:
     SPARE = 4
 
-cdef char *spare_buf[SPARE]
-cdef Py_ssize_t spare_size[SPARE]
+ctypedef struct Spare:
+    char *buf
+    Py_ssize_t size
+
+cdef Spare spare[SPARE]             # oldest first
 cdef int spare_bufs = 0
 cdef PyThread_type_lock spare_lock[2 * SPARE]
 cdef int spare_locks = 0
 
 
+cdef void drop_spare(int i) noexcept:
+    global spare_bufs
+    spare_bufs -= 1
+    memmove(&spare[i], &spare[i + 1], (spare_bufs - i) * sizeof(Spare))
+
+
 # The newest spare buffer of `size` bytes, else a new one.
 cdef char *take_buffer(Py_ssize_t size) noexcept:
-    global spare_bufs
     cdef int i
     cdef char *p
     for i in range(spare_bufs - 1, -1, -1):
-        if spare_size[i] == size:
-            p = spare_buf[i]
-            spare_bufs -= 1
-            memmove(&spare_buf[i], &spare_buf[i + 1],
-                    (spare_bufs - i) * sizeof(char *))
-            memmove(&spare_size[i], &spare_size[i + 1],
-                    (spare_bufs - i) * sizeof(Py_ssize_t))
+        if spare[i].size == size:
+            p = spare[i].buf
+            drop_spare(i)
             return p
     return <char *>PyMem_Malloc(size)
 
 
-# Takes back a buffer of `size` bytes (NULL: nothing to do).  When the
-# list is full the oldest spare goes, so that sizes no stream asks for any
-# more do not hold the places.
-cdef void give_buffer(char *p, Py_ssize_t size) noexcept:
+# Takes back a buffer of `size` bytes (NULL: nothing to do), kept if it
+# has the stream's `usual` size (one grown for a large message is freed).
+# When the list is full the oldest spare goes, so that sizes no stream asks
+# for any more do not hold the places.
+cdef void give_buffer(char *p, Py_ssize_t size, Py_ssize_t usual) noexcept:
     global spare_bufs
-    if p == NULL:
+    if p == NULL or size != usual:
+        PyMem_Free(p)
         return
     if spare_bufs == SPARE:
-        PyMem_Free(spare_buf[0])
-        spare_bufs -= 1
-        memmove(&spare_buf[0], &spare_buf[1], spare_bufs * sizeof(char *))
-        memmove(&spare_size[0], &spare_size[1],
-                spare_bufs * sizeof(Py_ssize_t))
-    spare_buf[spare_bufs] = p
-    spare_size[spare_bufs] = size
+        PyMem_Free(spare[0].buf)
+        drop_spare(0)
+    spare[spare_bufs].buf = p
+    spare[spare_bufs].size = size
     spare_bufs += 1
 
 
@@ -295,7 +315,7 @@ def free_spare_buffers():
     global spare_bufs
     while spare_bufs > 0:
         spare_bufs -= 1
-        PyMem_Free(spare_buf[spare_bufs])
+        PyMem_Free(spare[spare_bufs].buf)
 
 
 # A SideLock's handoff lock, held (see _stream.pxd); NULL without memory.
@@ -475,15 +495,8 @@ cdef class Stream:
         let_go(&self.rlock)
 
     cdef void free_buffers(self) noexcept:
-        # A buffer of the usual size goes back for the next stream.
-        if self.rcap == self.rbase:
-            give_buffer(self.rbuf, self.rcap)
-        else:
-            PyMem_Free(self.rbuf)
-        if self.wcap == self.rbase:
-            give_buffer(self.wbuf, self.wcap)
-        else:
-            PyMem_Free(self.wbuf)
+        give_buffer(self.rbuf, self.rcap, self.rbase)
+        give_buffer(self.wbuf, self.wcap, self.rbase)
         self.rbuf = self.wbuf = NULL
         self.rpos = self.rend = self.rcap = 0
         self.wlen = self.wcap = 0
@@ -1264,15 +1277,6 @@ cdef class Stream:
 
     cdef int write_ptr(self, const char *p, Py_ssize_t n) except -1:
         cdef fs_buf_t v[2]
-        if self.wbuf == NULL and not self.wbusy and self.write_error == 0:
-            # The first write: with no buffer and no send running, nothing
-            # can share it, and the GIL is held up to the copy (the lock
-            # would cost two acquisitions on a short connection).
-            self.alloc_wbuf()
-            if n <= self.wcap:
-                copy(self.wbuf, p, n)
-                self.wlen = n
-                return 0
         self.lock_write()
         try:
             self.raise_write_error()
@@ -1305,19 +1309,13 @@ cdef class Stream:
             raise_closed_file()
         if PyBytes_CheckExact(b):
             n = PyBytes_GET_SIZE(b)
-            if not self.wbusy and n <= self.wcap - self.wlen:
-                copy(self.wbuf + self.wlen, PyBytes_AS_STRING(b), n)
-                self.wlen += n
-            else:
-                # bytes cannot change and our caller holds it: no pin.
+            # bytes cannot change and our caller holds it: no pin.
+            if not buffered(self, PyBytes_AS_STRING(b), n):
                 self.write_ptr(PyBytes_AS_STRING(b), n)
             return n
         get_read_buffer(b, &view)
         try:
-            if not self.wbusy and view.len <= self.wcap - self.wlen:
-                copy(self.wbuf + self.wlen, view.buf, view.len)
-                self.wlen += view.len
-            else:
+            if not buffered(self, <const char *>view.buf, view.len):
                 self.write_ptr(<const char *>view.buf, view.len)
             return view.len
         finally:
