@@ -10,6 +10,7 @@ from libc.stdint cimport int64_t
 from cpython.pythread cimport PyThread_type_lock
 
 from fastsock._shim cimport fs_buf_t
+from fastsock._socket cimport Socket
 
 
 # One side's lock.  Taking and letting go of it is one atomic operation
@@ -19,7 +20,6 @@ from fastsock._shim cimport fs_buf_t
 ctypedef struct SideLock:
     long users                  # holders and waiters (0 or 1 holder)
     PyThread_type_lock handoff
-from fastsock._socket cimport Socket
 
 
 cdef class Stream:
