@@ -2,13 +2,20 @@
 
 Each connection: connect, a 16-byte request, the 16-byte reply, close.  The
 client is timed on one CPU; the server, of the same kind, runs in its own
-process on the other.  Four kinds, interleaved A B C D A B C D so drift on
-a shared machine hits all alike:
+process on the other.  Five kinds, interleaved A B C D E A B C D E so drift
+on a shared machine hits all alike:
 
     c                  plain C client and server (src/fastsock/bench/c/connect.c, -O2)
     fastsock           fastsock.connect() + Listener.accept(), Streams
     stdlib             socket.socket() + connect(), socket.accept()
     create_connection  socket.create_connection(), socket.accept()
+    raw                the least a Python loop can do: the C-level
+                       _socket.socket (client) and the descriptor from the
+                       C-level accept with os.read/os.write/os.close
+                       (server), no Python-level wrapper on either side
+
+"raw" is no library's API: it shows where the interpreter alone puts a
+Python loop against the C program, which is the ceiling for fastsock.
 
 The round functions are fastsock.bench.streams.connections() and
 c_connections(), which ``python -m fastsock.bench`` runs too.  Rates are
@@ -21,11 +28,13 @@ the rate).  G8: fastsock >= 0.9x c and >= 1.2x stdlib.
 kind with ``strace -ff``; --instructions counts the user-space
 instructions per connection of each side with callgrind, against the C
 program as the other side.  Both take the difference of two runs of
-different lengths, so start-up and set-up cancel out.
+different lengths, so start-up and set-up cancel out.  --sides times each
+side of fastsock and raw alone against the C program, interleaved with
+the C pair and the Python pairs.
 
     python -m pytest bench/bench_connect.py -s
     python bench/bench_connect.py [--rounds 7] [--count 3000]
-    python bench/bench_connect.py --syscalls | --instructions
+    python bench/bench_connect.py --syscalls | --instructions | --sides
 """
 import argparse
 import collections
@@ -37,15 +46,16 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 import fastsock
 from fastsock.bench import native
 from fastsock.bench.streams import (MEASURED_CPU, PEER_CPU, c_connections, connections,
-                                    make_connections, serve_connections)
+                                    make_connections, pin, serve_connections, unpin)
 
-KINDS = ("c", "fastsock", "stdlib", "create_connection")
+KINDS = ("c", "fastsock", "stdlib", "create_connection", "raw")
 RATIOS = (("fastsock", "c"), ("fastsock", "stdlib"), ("stdlib", "c"),
-          ("fastsock", "create_connection"))
+          ("fastsock", "create_connection"), ("raw", "c"), ("fastsock", "raw"))
 
 
 def cpu_seconds():
@@ -150,28 +160,79 @@ def syscalls(count=2000, kinds=KINDS, out=print):
 
 # ---- user-space instructions per connection ---------------------------------
 
-def one_side(role, kind, count):
+def one_side(role, kind, count, pinned=False):
     """Runs the `role` side of `kind` for `count` connections against the
-    C program as the other side (so a trace of this process sees one side)."""
+    C program as the other side (so a trace of this process sees one side).
+    Returns connections per second: the client's loop timed here, or the C
+    client's own time.  `pinned`: each side on its CPU, as in compare()."""
     exe = native.build("connect")
+    cpus = ({"client": MEASURED_CPU, "server": PEER_CPU}
+            if pinned and PEER_CPU is not None else {})
+    def peer_cpu(peer):
+        return [str(cpus[peer])] if cpus else []
     if role == "client":
-        server = subprocess.Popen([exe, "server", str(count)],
+        server = subprocess.Popen([exe, "server", str(count)] + peer_cpu("server"),
                                   stdout=subprocess.PIPE, text=True)
-        make_connections(kind, ("127.0.0.1", int(server.stdout.readline())), count)
+        address = ("127.0.0.1", int(server.stdout.readline()))
+        pin(cpus.get("client"))
+        try:
+            start = time.perf_counter()
+            make_connections(kind, address, count)
+            seconds = time.perf_counter() - start
+        finally:
+            unpin()
         server.stdout.close()
         assert server.wait(timeout=120) == 0
-        return
+        return count / seconds
     if kind == "fastsock":
         listener = fastsock.listen(("127.0.0.1", 0))
         port = listener.address[1]
     else:
         listener = socket.create_server(("127.0.0.1", 0))
         port = listener.getsockname()[1]
-    client = subprocess.Popen([exe, "client", str(port), str(count)],
-                              stdout=subprocess.DEVNULL)
-    serve_connections("fastsock" if kind == "fastsock" else "stdlib", listener, count)
-    assert client.wait(timeout=120) == 0
+    client = subprocess.Popen([exe, "client", str(port), str(count)] + peer_cpu("client"),
+                              stdout=subprocess.PIPE, text=True)
+    pin(cpus.get("server"))
+    try:
+        serve_connections("stdlib" if kind == "create_connection" else kind,
+                          listener, count)
+    finally:
+        unpin()
+    nanoseconds = int(client.communicate(timeout=120)[0])
+    assert client.returncode == 0
     listener.close()
+    return count / (nanoseconds / 1e9)
+
+
+def sides(rounds=9, count=3000, kinds=("fastsock", "raw"), out=print):
+    """Each side of each kind alone, the C program as its peer, against
+    the C pair in the same round: where a Python side costs, and whether
+    two Python sides cost more together than each alone."""
+    if native.build("connect") is None:
+        raise RuntimeError(native.why_missing())
+    names = ["c"] + [f"{kind} {role}" for kind in kinds
+                     for role in ("client", "server")] + list(kinds)
+    rates = {name: [] for name in names}
+    for _ in range(rounds):
+        for name in names:
+            if name == "c" or name in kinds:
+                ops, seconds = (c_connections(count) if name == "c"
+                                else connections(name, count))
+                rates[name].append(ops / seconds)
+            else:
+                kind, role = name.split()
+                rates[name].append(one_side(role, kind, count, pinned=True))
+    out(f"W7, each side against the C program: {count} connections per round, "
+        f"{rounds} interleaved rounds; the ratio is the median of the "
+        f"per-round ratios to the C pair")
+    for name in names:
+        each = [a / c for a, c in zip(rates[name], rates["c"])]
+        peer = ("C server" if name.endswith("client") else
+                "C client" if name.endswith("server") else
+                "both sides" if name != "c" else "")
+        out(f"{name:18} {peer:10} {statistics.median(rates[name]):9,.0f} conn/s  "
+            f"{statistics.median(each):.3f}x C ({min(each):.2f}-{max(each):.2f})")
+    return rates
 
 
 VALGRIND = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
@@ -255,6 +316,8 @@ def main():
                         help="count system calls per connection instead")
     parser.add_argument("--instructions", action="store_true",
                         help="count user-space instructions per connection instead")
+    parser.add_argument("--sides", action="store_true",
+                        help="time each side of fastsock and raw against the C program")
     parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--side", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -266,6 +329,8 @@ def main():
         one_side(role, kind, int(count))
     elif args.syscalls:
         syscalls(args.count, tuple(args.kinds.split(",")))
+    elif args.sides:
+        sides(args.rounds, args.count)
     elif args.instructions:
         instructions(min(args.count, 300), tuple(args.kinds.split(",")))
     else:

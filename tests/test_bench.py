@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from fastsock.bench import cli, native, report, syscalls
+from fastsock.bench import cli, native, report, streams, syscalls
 from fastsock.bench.workloads import GOALS, Side, Workload, all_workloads
 
 
@@ -130,6 +130,13 @@ def test_g9_reports_the_system_call_count():
 def test_g9_counts_one_system_call_for_fastsock_and_two_for_the_stdlib():
     assert syscalls.per_recv("fastsock") == 1.0
     assert syscalls.per_recv("stdlib") == 2.0       # its poll() first: the check can fail
+
+
+@pytest.mark.parametrize("impl", ["fastsock", "stdlib", "create_connection", "raw"])
+def test_each_w7_kind_makes_its_connections(impl):
+    # The forked server answers each 16-byte request and exits 0; reap()
+    # raises if it failed, and a client that read short would raise too.
+    assert streams.connections(impl, 40)[0] == 40
 
 
 # ---- C references -----------------------------------------------------------------------

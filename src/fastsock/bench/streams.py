@@ -10,6 +10,7 @@ program given the socket's descriptor.
 """
 from __future__ import annotations
 
+import _socket
 import os
 import socket
 import struct
@@ -388,7 +389,7 @@ def run_ping_pong(impl: str, n: int) -> Run:
 
 # ---- W7: connect, exchange, close --------------------------------------------------
 
-def _read16(conn: socket.socket, view: memoryview) -> None:
+def _read16(conn: Any, view: memoryview) -> None:
     got = 0
     while got < 16:
         r = conn.recv_into(view[got:])
@@ -408,6 +409,9 @@ def serve_connections(impl: str, listener: Any, n: int) -> None:
             stream.write(stream.readexactly(16))
             stream.close()
         return
+    if impl == "raw":
+        _serve_raw(listener, n)
+        return
     buf = bytearray(16)
     view = memoryview(buf)
     for _ in range(n):
@@ -417,11 +421,30 @@ def serve_connections(impl: str, listener: Any, n: int) -> None:
         conn.close()
 
 
+def _serve_raw(listener: socket.socket, n: int) -> None:
+    """The "raw" W7 server: the descriptor from the C-level accept, then
+    os.read, os.write and os.close on it, no socket object at all."""
+    accept = listener._accept  # type: ignore[attr-defined]
+    read, write, close = os.read, os.write, os.close
+    for _ in range(n):
+        fd, _addr = accept()
+        request = read(fd, 16)
+        while len(request) < 16:
+            more = read(fd, 16 - len(request))
+            if not more:
+                raise EOFError("the peer closed early")
+            request += more
+        if write(fd, request) != 16:
+            raise OSError("short write of 16 bytes")
+        close(fd)
+
+
 def make_connections(impl: str, address: Tuple[str, int], n: int) -> None:
     """W7 client: n connections one after another, each sends 16 bytes,
     reads the 16-byte reply and closes.  impl: "fastsock"
-    (fastsock.connect), "stdlib" (socket() + connect()) or
-    "create_connection" (socket.create_connection)."""
+    (fastsock.connect), "stdlib" (socket() + connect()),
+    "create_connection" (socket.create_connection) or "raw" (the C type
+    under socket.socket, _socket.socket, without its Python wrapper)."""
     if impl == "fastsock":
         connect = fastsock.connect
         for _ in range(n):
@@ -432,9 +455,9 @@ def make_connections(impl: str, address: Tuple[str, int], n: int) -> None:
         return
     view = memoryview(bytearray(16))
     create_connection = socket.create_connection
-    new_socket = socket.socket
+    new_socket = _socket.socket if impl == "raw" else socket.socket
     for _ in range(n):
-        if impl == "stdlib":
+        if impl != "create_connection":
             conn = new_socket()
             conn.connect(address)
         else:
@@ -447,7 +470,7 @@ def make_connections(impl: str, address: Tuple[str, int], n: int) -> None:
 def connections(impl: str, n: int) -> Run:
     """W7/G8: n connections; the client timed on MEASURED_CPU, the server
     of the same kind forked onto PEER_CPU ("create_connection" is served by
-    the stdlib server)."""
+    the stdlib server, "raw" by _serve_raw())."""
     if impl == "fastsock":
         listener: Any = fastsock.listen(("127.0.0.1", 0))
         address = listener.address
