@@ -172,6 +172,18 @@ def test_stream_is_closed_when_the_handler_returns(serve):
     wait_until(lambda: server.connections == 0)
 
 
+def test_handlers_get_tcp_nodelay_on(serve):
+    # Inherited from the listening socket where the kernel does that
+    # (Linux), else set per connection.
+    def handler(stream, address):
+        value = stream.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        stream.write(b"1" if value else b"0")
+
+    server = serve(("127.0.0.1", 0), handler)
+    with client(server.address) as sock:
+        assert recv_exactly(sock, 1) == b"1"
+
+
 # ---- many clients -----------------------------------------------------------
 
 def test_500_concurrent_clients_request_response(serve):

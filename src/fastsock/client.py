@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 import socket as _stdlib
 import stat
-import sys
 from typing import Any, Iterator, List, Optional, Tuple, Union
 
-from fastsock._args import (TCP_FAMILIES, check_address, check_int,
-                            check_stream_options, check_timeout,
+from fastsock._args import (ACCEPT_INHERITS_NODELAY, TCP_FAMILIES, check_address,
+                            check_int, check_stream_options, check_timeout,
                             is_unix_address, split_address)
 from fastsock._socket import Socket
 from fastsock._socket import socketpair as _socket_pair
@@ -43,11 +42,6 @@ def _resolve(host: Any, port: int, flags: int = 0) -> List[Tuple[int, Any]]:
     infos = _stdlib.getaddrinfo(host, port, 0, _stdlib.SOCK_STREAM, 0, flags)
     return [(family, sockaddr) for family, _, _, _, sockaddr in infos]
 
-
-# Linux gives the sockets that a listening socket accepts its TCP_NODELAY
-# (tests/test_client.py checks it): one setsockopt() per listener instead
-# of one per connection.
-_ACCEPT_INHERITS_NODELAY = sys.platform.startswith("linux")
 
 
 def connect_by_name(address: Address, timeout: Optional[float], nodelay: bool,
@@ -98,7 +92,7 @@ class Listener(_Acceptor):
         self._family = int(sock.family)
         # Whether accept() sets TCP_NODELAY on each connection.
         nodelay = nodelay and self._family in TCP_FAMILIES
-        if nodelay and _ACCEPT_INHERITS_NODELAY:
+        if nodelay and ACCEPT_INHERITS_NODELAY:
             sock.setsockopt(_stdlib.IPPROTO_TCP, _stdlib.TCP_NODELAY, 1)
             nodelay = False
         # accept() is the compiled base class's.

@@ -29,7 +29,7 @@ from typing import Any, Callable, Optional
 from fastsock._socket import Socket
 from fastsock._stream import Stream
 from fastsock._allow import Allow, make_filter
-from fastsock._args import (check_int, check_stream_options, check_timeout,
+from fastsock._args import (ACCEPT_INHERITS_NODELAY, check_int, check_stream_options, check_timeout,
                             is_unix_address, set_nodelay)
 from fastsock.client import Address, listen
 
@@ -340,12 +340,14 @@ class Server:
     def _serve(self, conn: Socket, addr: Any) -> None:
         stream = None
         try:
-            # Replies are small and latency matters (as Listener does).
+            # Replies are small and latency matters (as Listener does;
+            # where accepted sockets inherit it, the listener has it).
             # A peer gone already is the handler's to find out.
-            try:
-                set_nodelay(conn, self._family)
-            except OSError:
-                pass
+            if not ACCEPT_INHERITS_NODELAY:
+                try:
+                    set_nodelay(conn, self._family)
+                except OSError:
+                    pass
             if self._timeout is not None:
                 conn.settimeout(self._timeout)
             stream = Stream(conn, buffer_size=self._buffer_size)
