@@ -9,6 +9,7 @@ import logging
 import os
 import resource
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -227,6 +228,164 @@ def test_a_callback_that_raises_is_logged_and_closes_that_connection_only(caplog
                 assert recv_frame(good) == b"2"
     assert any("ZeroDivisionError" in r.exc_text for r in caplog.records
                if r.exc_text)
+
+
+@pytest.mark.parametrize("hook", ["greet", "pause", "close", "raise"])
+def test_a_request_waiting_at_accept_is_read_after_on_connect(hook):
+    # The loop tries a receive right after accepting: here the request is
+    # there already (it waited in the backlog), and on_connect still runs
+    # first and decides what happens to it.
+    admitted, closed = [], []
+
+    def on_connect(conn):
+        admitted.append(conn)
+        if len(admitted) < 3:
+            return
+        if hook == "greet":
+            conn.send_frame(b"hello")
+        elif hook == "pause":
+            conn.pause_reading()
+        elif hook == "close":
+            conn.close()
+        else:
+            raise ZeroDivisionError("no")
+
+    def on_message(conn, m):
+        if m == b"resume":
+            admitted[2].resume_reading()
+        return m
+
+    def on_close(conn, exc):
+        closed.append((conn, exc))
+
+    with serving(on_message, on_connect=on_connect, on_close=on_close,
+                 max_connections=2) as server:
+        first, second = client(server), client(server)
+        for s in (first, second):
+            s.sendall(frame(b"in"))
+            assert recv_frame(s) == b"in"
+        late = client(server)                    # waits in the backlog
+        late.sendall(frame(b"request"))
+        first.close()                            # makes room: late is accepted
+        if hook == "greet":
+            assert recv_frame(late) == b"hello"
+            assert recv_frame(late) == b"request"
+        elif hook == "pause":
+            late.settimeout(0.3)
+            with pytest.raises(socket.timeout):
+                recv_frame(late)
+            late.settimeout(5)
+            second.sendall(frame(b"resume"))
+            assert recv_frame(second) == b"resume"
+            assert recv_frame(late) == b"request"
+        else:
+            # Closed with the request unread: the kernel resets rather
+            # than ends the connection.  No answer, either way.
+            try:
+                assert recv_until_eof(late) == b""
+            except ConnectionResetError:
+                pass
+            assert wait_for(lambda: any(c is admitted[2] for c, _ in closed))
+            exc = next(e for c, e in closed if c is admitted[2])
+            assert (exc is None) if hook == "close" else isinstance(exc, ZeroDivisionError)
+        for s in (second, late):
+            s.close()
+
+
+def test_accepted_connections_have_tcp_nodelay():
+    # Set once on the listening socket where accepted sockets inherit it
+    # (Linux), else on each: either way the server's end has it.  The
+    # server's descriptor is found by its peer, the client's address.
+    def server_end_nodelay(peer):
+        for name in os.listdir("/proc/self/fd"):
+            try:
+                if not stat.S_ISSOCK(os.fstat(int(name)).st_mode):
+                    continue
+                dup = socket.socket(fileno=os.dup(int(name)))
+            except OSError:
+                continue                         # closed meanwhile
+            with dup:
+                try:
+                    if dup.type == socket.SOCK_STREAM and dup.getpeername() == peer:
+                        return dup.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+                except OSError:
+                    continue
+        raise AssertionError("the server's end was not found")
+
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc/self/fd to find the server's descriptor")
+    with serving(echo) as server:
+        with client(server) as sock:
+            sock.sendall(frame(b"x"))
+            assert recv_frame(sock) == b"x"
+            assert server_end_nodelay(sock.getsockname()) != 0
+    with serving(echo, nodelay=False) as server:
+        with client(server) as sock:
+            sock.sendall(frame(b"x"))
+            assert recv_frame(sock) == b"x"
+            assert server_end_nodelay(sock.getsockname()) == 0
+
+
+FIRST_PASS_SERVER = """
+import sys, fastsock
+ended = []
+def on_connect(conn):
+    print("admitted", flush=True)
+def on_message(conn, m):
+    conn.close()
+    return m
+def on_close(conn, exc):
+    ended.append(exc)
+    if len(ended) == 2:
+        server.shutdown(0)
+server = fastsock.EventServer(("127.0.0.1", 0), on_message, framing="raw",
+                              max_connections=1, on_connect=on_connect,
+                              on_close=on_close)
+print(server.address[1], flush=True)
+server.serve_forever()
+"""
+
+
+@pytest.mark.strace
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="Linux's accepted sockets inherit TCP_NODELAY")
+def test_a_connection_answered_in_its_first_pass_never_touches_the_poller(tmp_path):
+    # A request waiting at accept is read at once, answered and closed in
+    # the same pass: no epoll_ctl (add, modify or delete) and no
+    # setsockopt for that connection, only accept, receive, send, close.
+    strace = need_tool("strace")
+    trace = tmp_path / "trace"
+    child = subprocess.Popen(
+        [strace, "-qq", "-o", str(trace), sys.executable, "-c", FIRST_PASS_SERVER],
+        stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [os.path.dirname(os.path.dirname(fastsock.__file__))] + sys.path)))
+    try:
+        port = int(child.stdout.readline())
+        with socket.create_connection((HOST, port), timeout=10) as holder:
+            assert child.stdout.readline() == "admitted\n"
+            with socket.create_connection((HOST, port), timeout=10) as late:
+                late.sendall(b"request")          # waits in the backlog
+                holder.sendall(b"x")              # answered, closed: late is accepted
+                assert recv_until_eof(holder) == b"x"
+                assert recv_until_eof(late) == b"request"
+                late_port = late.getsockname()[1]
+        assert child.wait(timeout=30) == 0
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
+    lines = trace.read_text().splitlines()
+    accepted = next(i for i, line in enumerate(lines)
+                    if line.startswith("accept4(") and f"htons({late_port})" in line)
+    fd = lines[accepted].rsplit("= ", 1)[1]
+    calls = []
+    for line in lines[accepted + 1:]:
+        name, _, args = line.partition("(")
+        if args.startswith(f"{fd},") or args.startswith(f"{fd})") or f", {fd}, " in args:
+            calls.append(name)
+        if line.startswith(f"close({fd})"):
+            break
+    assert calls == ["recvfrom", "sendmsg", "close"], calls
 
 
 def test_on_close_gets_the_error_of_an_unclean_end():

@@ -30,6 +30,7 @@ cdef class EventConnection:
     cdef object address_
     cdef public object context     # the application's, per connection
     cdef int interest              # events registered with the poller
+    cdef bint registered           # added to the poller (after the first read)
     cdef bint user_paused          # pause_reading()
     cdef bint throttled            # queued went over high_water; until low_water
     cdef bint closing              # close(): end once the queue is sent

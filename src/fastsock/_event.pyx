@@ -9,7 +9,10 @@ connection's gathered replies with one system call.  A connection keeps
 memory of its own only for a partial message or unsent replies.
 
 Sockets are non-blocking: every receive and send is tried and returns at
-once (EAGAIN), so nothing but the wait can block.  See _event.pxd for the
+once (EAGAIN), so nothing but the wait can block.  A new connection is read
+as soon as it is accepted and joins the poller only if it is still open
+after that: a short request/response connection costs accept, receive,
+send and close.  See _event.pxd for the
 threading rules.
 """
 import errno
@@ -613,14 +616,6 @@ cdef class EventLoop:
         conn.fd = fd
         conn.dead = False
         conn.address_ = address
-        r = fs_poller_add(self.poller, fd, FS_POLLIN, <void *>conn)
-        if r < 0:
-            fs_close(fd)
-            conn.fd = FS_INVALID_SOCKET
-            conn.dead = True
-            log.warning("cannot watch a new connection: %s", os_error(r))
-            return 0
-        conn.interest = FS_POLLIN
         self.conns.add(conn)
         self.touch(conn)
         if 0 <= self.max_conns <= len(self.conns):
@@ -633,6 +628,14 @@ cdef class EventLoop:
                 conn.error = exc
                 conn.closing = True
                 self.mark_dirty(conn)
+        # Try first: a client's request is usually there by the time its
+        # connection is accepted, and a connection that is answered and
+        # closed in this pass never touches the poller.  Registered after
+        # (update_interest adds it), with what it then waits for.
+        self.handle(conn, FS_POLLIN)
+        self.maybe_finish(conn)         # on_connect closed it, say
+        if not conn.dead and not conn.registered:
+            self.update_interest(conn)
         return 0
 
     # ---- reading and splitting ----------------------------------------------
@@ -691,8 +694,8 @@ cdef class EventLoop:
                     (HEADER + frame_length(conn.ibuf + conn.ipos))
                     if self.framing == FRAME and conn.ilen - conn.ipos >= HEADER
                     else None)
-            self.update_interest(conn)
-            return self.maybe_finish(conn)
+            self.maybe_finish(conn)
+            return self.update_interest(conn)
         if self.idle_ns:
             self.touch(conn)
         if self.framing == RAW:
@@ -958,8 +961,9 @@ cdef class EventLoop:
             conn.throttled = False
             if conn.backlog and self.can_deliver(conn):
                 self.queue_ready(conn)
-        self.update_interest(conn)
-        return self.maybe_finish(conn)
+        # A connection that ends here is not re-registered first.
+        self.maybe_finish(conn)
+        return self.update_interest(conn)
 
     cdef int update_interest(self, EventConnection conn) except -1:
         cdef int want = 0, r
@@ -969,7 +973,16 @@ cdef class EventLoop:
             want = FS_POLLIN
         if conn.wblocked:
             want |= FS_POLLOUT
-        if want != conn.interest:
+        if not conn.registered:
+            # Even with no interest: the poller still reports an error or
+            # a hang-up once (see fs__epoll_ctl).
+            r = fs_poller_add(self.poller, conn.fd, want, <void *>conn)
+            if r < 0:
+                log.warning("cannot watch a connection: %s", os_error(r))
+                return self.fail(conn, r)
+            conn.registered = True
+            conn.interest = want
+        elif want != conn.interest:
             r = fs_poller_mod(self.poller, conn.fd, want, <void *>conn)
             if r < 0:
                 return self.fail(conn, r)
@@ -1000,7 +1013,8 @@ cdef class EventLoop:
             return 0
         conn.dead = True
         if conn.fd != FS_INVALID_SOCKET:
-            fs_poller_del(self.poller, conn.fd)
+            if conn.registered:
+                fs_poller_del(self.poller, conn.fd)
             fs_close(conn.fd)
             conn.fd = FS_INVALID_SOCKET
         conn.release_output()
