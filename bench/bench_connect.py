@@ -2,8 +2,8 @@
 
 Each connection: connect, a 16-byte request, the 16-byte reply, close.  The
 client is timed on one CPU; the server, of the same kind, runs in its own
-process on the other.  Five kinds, interleaved A B C D E A B C D E so drift
-on a shared machine hits all alike:
+process on the other.  Six kinds, interleaved A B C D E F A B C D E F so
+drift on a shared machine hits all alike:
 
     c                  plain C client and server (src/fastsock/bench/c/connect.c, -O2)
     fastsock           fastsock.connect() + Listener.accept(), Streams
@@ -13,6 +13,8 @@ on a shared machine hits all alike:
                        _socket.socket (client) and the descriptor from the
                        C-level accept with os.read/os.write/os.close
                        (server), no Python-level wrapper on either side
+    event              fastsock.connect() + an EventServer (framing "raw",
+                       a callback per request that replies and closes)
 
 "raw" is no library's API: it shows where the interpreter alone puts a
 Python loop against the C program, which is the ceiling for fastsock.
@@ -51,11 +53,13 @@ import time
 import fastsock
 from fastsock.bench import native
 from fastsock.bench.streams import (MEASURED_CPU, PEER_CPU, c_connections, connections,
-                                    make_connections, pin, serve_connections, unpin)
+                                    event_server, make_connections, pin,
+                                    serve_connections, unpin)
 
-KINDS = ("c", "fastsock", "stdlib", "create_connection", "raw")
+KINDS = ("c", "fastsock", "stdlib", "create_connection", "raw", "event")
 RATIOS = (("fastsock", "c"), ("fastsock", "stdlib"), ("stdlib", "c"),
-          ("fastsock", "create_connection"), ("raw", "c"), ("fastsock", "raw"))
+          ("fastsock", "create_connection"), ("raw", "c"), ("fastsock", "raw"),
+          ("event", "c"), ("event", "fastsock"))
 
 
 def cpu_seconds():
@@ -177,30 +181,37 @@ def one_side(role, kind, count, pinned=False):
         pin(cpus.get("client"))
         try:
             start = time.perf_counter()
-            make_connections(kind, address, count)
+            make_connections("fastsock" if kind == "event" else kind, address, count)
             seconds = time.perf_counter() - start
         finally:
             unpin()
         server.stdout.close()
         assert server.wait(timeout=120) == 0
         return count / seconds
-    if kind == "fastsock":
+    if kind == "event":
+        listener, serve = event_server(count)
+        port = listener.address[1]
+    elif kind == "fastsock":
         listener = fastsock.listen(("127.0.0.1", 0))
         port = listener.address[1]
     else:
         listener = socket.create_server(("127.0.0.1", 0))
         port = listener.getsockname()[1]
+    if kind != "event":
+        def serve():
+            serve_connections("stdlib" if kind == "create_connection" else kind,
+                              listener, count)
     client = subprocess.Popen([exe, "client", str(port), str(count)] + peer_cpu("client"),
                               stdout=subprocess.PIPE, text=True)
     pin(cpus.get("server"))
     try:
-        serve_connections("stdlib" if kind == "create_connection" else kind,
-                          listener, count)
+        serve()
     finally:
         unpin()
     nanoseconds = int(client.communicate(timeout=120)[0])
     assert client.returncode == 0
-    listener.close()
+    if kind != "event":
+        listener.close()
     return count / (nanoseconds / 1e9)
 
 
@@ -281,8 +292,8 @@ def instructions(count=300, kinds=KINDS, out=print):
         f"{3 * count} minus {count} connections, the other side the C program)")
     for kind in kinds:
         for role in ("client", "server"):
-            if kind == "create_connection" and role == "server":
-                continue            # the stdlib server
+            if (kind, role) in (("create_connection", "server"), ("event", "client")):
+                continue            # the stdlib server; fastsock's client
             per = (callgrind(role, kind, 3 * count) - callgrind(role, kind, count)) / (2 * count)
             result[(kind, role)] = per
             out(f"{kind:18} {role:6} {per:8,.0f}")

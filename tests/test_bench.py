@@ -132,7 +132,7 @@ def test_g9_counts_one_system_call_for_fastsock_and_two_for_the_stdlib():
     assert syscalls.per_recv("stdlib") == 2.0       # its poll() first: the check can fail
 
 
-@pytest.mark.parametrize("impl", ["fastsock", "stdlib", "create_connection", "raw"])
+@pytest.mark.parametrize("impl", ["fastsock", "stdlib", "create_connection", "raw", "event"])
 def test_each_w7_kind_makes_its_connections(impl):
     # The forked server answers each 16-byte request and exits 0; reap()
     # raises if it failed, and a client that read short would raise too.

@@ -467,10 +467,67 @@ def make_connections(impl: str, address: Tuple[str, int], n: int) -> None:
         conn.close()
 
 
+def event_server(n: int) -> Tuple[Any, Callable[[], None]]:
+    """The "event" W7 server: (an EventServer that answers each 16-byte
+    request with itself and closes, serve) where serve() runs it until n
+    connections have ended and raises if any ended with an error."""
+    ended: List[Any] = []
+
+    def on_message(conn: Any, message: bytes) -> bytes:
+        if len(message) != 16:
+            raise ValueError(f"a request of {len(message)} bytes, not 16")
+        conn.close()
+        return message
+
+    def on_close(conn: Any, exc: Optional[BaseException]) -> None:
+        ended.append(exc)
+        if len(ended) == n:
+            server.shutdown(0)
+
+    server = fastsock.EventServer(("127.0.0.1", 0), on_message, framing="raw",
+                                  on_close=on_close)
+
+    def serve() -> None:
+        server.serve_forever()
+        failed = [exc for exc in ended if exc is not None]
+        if failed:
+            raise RuntimeError(f"{len(failed)} connections failed: {failed[0]!r}")
+    return server, serve
+
+
+def _event_connections(n: int) -> Run:
+    # The child makes the server (an event loop is not to be shared across
+    # a fork) and sends its port back through a pipe.
+    port_r, port_w = os.pipe()
+
+    def child() -> None:
+        os.close(port_r)
+        server, serve = event_server(n)
+        os.write(port_w, b"%d\n" % server.address[1])
+        os.close(port_w)
+        serve()
+    pid = fork(child, PEER_CPU)
+    os.close(port_w)
+    with os.fdopen(port_r) as f:
+        line = f.readline()
+    try:
+        address = ("127.0.0.1", int(line))
+
+        def client() -> float:
+            make_connections("fastsock", address, n)
+            return n
+        return _measured(client)
+    finally:
+        reap(pid)
+
+
 def connections(impl: str, n: int) -> Run:
     """W7/G8: n connections; the client timed on MEASURED_CPU, the server
     of the same kind forked onto PEER_CPU ("create_connection" is served by
-    the stdlib server, "raw" by _serve_raw())."""
+    the stdlib server, "raw" by _serve_raw(), "event" by event_server()
+    with fastsock.connect as the client)."""
+    if impl == "event":
+        return _event_connections(n)
     if impl == "fastsock":
         listener: Any = fastsock.listen(("127.0.0.1", 0))
         address = listener.address
