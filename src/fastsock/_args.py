@@ -6,15 +6,9 @@ from __future__ import annotations
 
 import os
 import socket as _stdlib
-import sys
 from typing import Any, Optional, Tuple
 
 from fastsock._socket import Socket, _PortError
-
-# Linux gives the sockets that a listening socket accepts its TCP_NODELAY
-# (tests/test_client.py checks it): one setsockopt() per listener instead
-# of one per connection.
-ACCEPT_INHERITS_NODELAY = sys.platform.startswith("linux")
 
 # Stream's own limits (see Stream.__init__).
 MIN_BUFFER = 16

@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 import socket as _stdlib
 import stat
+import sys
 from typing import Any, Iterator, List, Optional, Tuple, Union
 
-from fastsock._args import (ACCEPT_INHERITS_NODELAY, TCP_FAMILIES, check_address,
-                            check_int, check_stream_options, check_timeout,
+from fastsock._args import (TCP_FAMILIES, check_address, check_int,
+                            check_stream_options, check_timeout,
                             is_unix_address, split_address)
 from fastsock._socket import Socket
 from fastsock._socket import socketpair as _socket_pair
@@ -42,6 +43,11 @@ def _resolve(host: Any, port: int, flags: int = 0) -> List[Tuple[int, Any]]:
     infos = _stdlib.getaddrinfo(host, port, 0, _stdlib.SOCK_STREAM, 0, flags)
     return [(family, sockaddr) for family, _, _, _, sockaddr in infos]
 
+
+# Linux gives the sockets that a listening socket accepts its TCP_NODELAY
+# (tests/test_client.py checks it): one setsockopt() per listener instead
+# of one per connection.
+_ACCEPT_INHERITS_NODELAY = sys.platform.startswith("linux")
 
 
 def connect_by_name(address: Address, timeout: Optional[float], nodelay: bool,
@@ -80,7 +86,7 @@ class Listener(_Acceptor):
     the listener is closed.  A context manager.
     """
 
-    __slots__ = ("_sock", "_family", "_unix")
+    __slots__ = ("_sock", "_family", "_unix", "_nodelay_each")
 
     def __init__(self, sock: Socket, *, buffer_size: int = 65536,
                  max_frame: int = _MAX_FRAME, nodelay: bool = True) -> None:
@@ -90,11 +96,13 @@ class Listener(_Acceptor):
         check_stream_options(buffer_size, max_frame)
         self._sock = sock
         self._family = int(sock.family)
-        # Whether accept() sets TCP_NODELAY on each connection.
+        # Whether each accepted socket needs TCP_NODELAY set; servers that
+        # accept on this listener's socket themselves read it too.
         nodelay = nodelay and self._family in TCP_FAMILIES
-        if nodelay and ACCEPT_INHERITS_NODELAY:
+        if nodelay and _ACCEPT_INHERITS_NODELAY:
             sock.setsockopt(_stdlib.IPPROTO_TCP, _stdlib.TCP_NODELAY, 1)
             nodelay = False
+        self._nodelay_each = nodelay
         # accept() is the compiled base class's.
         _Acceptor.__init__(self, sock, nodelay, buffer_size, max_frame)
         # (path, device, inode) of a socket file we bound, to remove it at

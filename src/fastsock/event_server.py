@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional, Union
 
 from fastsock._event import EventConnection, EventLoop
 from fastsock._allow import Allow, make_filter
-from fastsock._args import ACCEPT_INHERITS_NODELAY, is_unix_address
+from fastsock._args import is_unix_address
 from fastsock.client import Address, listen
 
 __all__ = ["EventServer", "EventConnection"]
@@ -103,11 +103,10 @@ class EventServer:
         backend = _backend()
         allow_fn = make_filter(allow, -1 if is_unix_address(address) else _stdlib.AF_INET)
 
-        # TCP_NODELAY goes on the listening socket where accepted sockets
-        # inherit it (Linux): no setsockopt() per connection.
+        # The listener sets TCP_NODELAY once where accepted sockets inherit
+        # it (Linux); the loop sets it per connection only where not.
         self._listener = listen(address, backlog=backlog, reuse_port=reuse_port,
-                                dualstack=dualstack,
-                                nodelay=nodelay and ACCEPT_INHERITS_NODELAY)
+                                dualstack=dualstack, nodelay=nodelay)
         try:
             self._address = self._listener.address
             self._loop = EventLoop(
@@ -118,7 +117,7 @@ class EventServer:
                 max_buffer=max_buffer,
                 max_connections=-1 if max_connections is None else max_connections,
                 idle_timeout=float(idle_timeout or 0),
-                nodelay=bool(nodelay) and not ACCEPT_INHERITS_NODELAY,
+                nodelay=self._listener._nodelay_each,
                 backend=backend)
         except BaseException:
             self._listener.close()

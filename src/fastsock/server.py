@@ -29,7 +29,7 @@ from typing import Any, Callable, Optional
 from fastsock._socket import Socket
 from fastsock._stream import Stream
 from fastsock._allow import Allow, make_filter
-from fastsock._args import (ACCEPT_INHERITS_NODELAY, check_int, check_stream_options, check_timeout,
+from fastsock._args import (check_int, check_stream_options, check_timeout,
                             is_unix_address, set_nodelay)
 from fastsock.client import Address, listen
 
@@ -343,7 +343,7 @@ class Server:
             # Replies are small and latency matters (as Listener does;
             # where accepted sockets inherit it, the listener has it).
             # A peer gone already is the handler's to find out.
-            if not ACCEPT_INHERITS_NODELAY:
+            if self._listener._nodelay_each:
                 try:
                     set_nodelay(conn, self._family)
                 except OSError:
