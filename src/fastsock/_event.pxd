@@ -146,6 +146,7 @@ cdef class EventLoop:
     # flush() now if replies are queued and the socket is not known full.
     cdef int flush_replies(self, EventConnection conn) except -1
     cdef int flush_dirty(self) except -1
+    cdef int settle(self, EventConnection conn) except -1
     cdef int update_interest(self, EventConnection conn) except -1
     cdef bint can_deliver(self, EventConnection conn) noexcept
     cdef int maybe_finish(self, EventConnection conn) except -1

@@ -630,13 +630,10 @@ cdef class EventLoop:
                 self.mark_dirty(conn)
         # Try first: a client's request is usually there by the time its
         # connection is accepted, and a connection that is answered and
-        # closed in this pass never touches the poller.  Registered after
-        # (update_interest adds it), with what it then waits for.
+        # closed in this pass never touches the poller.  Registered after,
+        # with what it then waits for.
         self.handle(conn, FS_POLLIN)
-        self.maybe_finish(conn)         # on_connect closed it, say
-        if not conn.dead and not conn.registered:
-            self.update_interest(conn)
-        return 0
+        return self.settle(conn)
 
     # ---- reading and splitting ----------------------------------------------
 
@@ -694,8 +691,7 @@ cdef class EventLoop:
                     (HEADER + frame_length(conn.ibuf + conn.ipos))
                     if self.framing == FRAME and conn.ilen - conn.ipos >= HEADER
                     else None)
-            self.maybe_finish(conn)
-            return self.update_interest(conn)
+            return self.settle(conn)
         if self.idle_ns:
             self.touch(conn)
         if self.framing == RAW:
@@ -961,7 +957,11 @@ cdef class EventLoop:
             conn.throttled = False
             if conn.backlog and self.can_deliver(conn):
                 self.queue_ready(conn)
-        # A connection that ends here is not re-registered first.
+        return self.settle(conn)
+
+    cdef int settle(self, EventConnection conn) except -1:
+        # Ends a connection that is done; else it waits for what it now
+        # needs.  In that order: one that ends is not re-registered first.
         self.maybe_finish(conn)
         return self.update_interest(conn)
 
@@ -973,20 +973,18 @@ cdef class EventLoop:
             want = FS_POLLIN
         if conn.wblocked:
             want |= FS_POLLOUT
-        if not conn.registered:
-            # Even with no interest: the poller still reports an error or
-            # a hang-up once (see fs__epoll_ctl).
-            r = fs_poller_add(self.poller, conn.fd, want, <void *>conn)
-            if r < 0:
-                log.warning("cannot watch a connection: %s", os_error(r))
-                return self.fail(conn, r)
-            conn.registered = True
-            conn.interest = want
-        elif want != conn.interest:
+        if conn.registered and want == conn.interest:
+            return 0
+        if conn.registered:
             r = fs_poller_mod(self.poller, conn.fd, want, <void *>conn)
-            if r < 0:
-                return self.fail(conn, r)
-            conn.interest = want
+        else:
+            # A new connection, added even with no interest: the poller
+            # still reports an error or a hang-up once (fs__epoll_ctl).
+            r = fs_poller_add(self.poller, conn.fd, want, <void *>conn)
+        if r < 0:
+            return self.fail(conn, r)
+        conn.registered = True
+        conn.interest = want
         return 0
 
     # ---- ending -------------------------------------------------------------
