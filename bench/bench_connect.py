@@ -189,15 +189,17 @@ def one_side(role, kind, count, pinned=False):
         assert server.wait(timeout=120) == 0
         return count / seconds
     if kind == "event":
-        listener, serve = event_server(count)
-        port = listener.address[1]
-    elif kind == "fastsock":
-        listener = fastsock.listen(("127.0.0.1", 0))
-        port = listener.address[1]
+        server, serve = event_server(count)      # closes itself when done
+        port, close = server.address[1], None
     else:
-        listener = socket.create_server(("127.0.0.1", 0))
-        port = listener.getsockname()[1]
-    if kind != "event":
+        if kind == "fastsock":
+            listener = fastsock.listen(("127.0.0.1", 0))
+            port = listener.address[1]
+        else:
+            listener = socket.create_server(("127.0.0.1", 0))
+            port = listener.getsockname()[1]
+        close = listener.close
+
         def serve():
             serve_connections("stdlib" if kind == "create_connection" else kind,
                               listener, count)
@@ -210,8 +212,8 @@ def one_side(role, kind, count, pinned=False):
         unpin()
     nanoseconds = int(client.communicate(timeout=120)[0])
     assert client.returncode == 0
-    if kind != "event":
-        listener.close()
+    if close is not None:
+        close()
     return count / (nanoseconds / 1e9)
 
 

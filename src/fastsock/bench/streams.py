@@ -495,9 +495,10 @@ def event_server(n: int) -> Tuple[Any, Callable[[], None]]:
     return server, serve
 
 
-def _event_connections(n: int) -> Run:
-    # The child makes the server (an event loop is not to be shared across
-    # a fork) and sends its port back through a pipe.
+def _fork_event_server(n: int) -> Tuple[int, Tuple[str, int]]:
+    """(pid, address) of an event_server(n) forked onto PEER_CPU.  The child
+    makes the server (an event loop is not to be shared across a fork) and
+    sends its port back through a pipe."""
     port_r, port_w = os.pipe()
 
     def child() -> None:
@@ -511,14 +512,10 @@ def _event_connections(n: int) -> Run:
     with os.fdopen(port_r) as f:
         line = f.readline()
     try:
-        address = ("127.0.0.1", int(line))
-
-        def client() -> float:
-            make_connections("fastsock", address, n)
-            return n
-        return _measured(client)
-    finally:
-        reap(pid)
+        return pid, ("127.0.0.1", int(line))
+    except ValueError:
+        reap(pid)                   # raises: the child failed before its port
+        raise
 
 
 def connections(impl: str, n: int) -> Run:
@@ -527,19 +524,22 @@ def connections(impl: str, n: int) -> Run:
     the stdlib server, "raw" by _serve_raw(), "event" by event_server()
     with fastsock.connect as the client)."""
     if impl == "event":
-        return _event_connections(n)
-    if impl == "fastsock":
-        listener: Any = fastsock.listen(("127.0.0.1", 0))
-        address = listener.address
+        pid, address = _fork_event_server(n)
     else:
-        listener = socket.create_server(("127.0.0.1", 0))
-        address = listener.getsockname()
-    pid = fork(lambda: serve_connections(impl, listener, n), PEER_CPU)
-    # Only the child listens: if it fails, connecting fails rather than
-    # hangs.  (Listener.close() would shut the shared socket down.)
-    os.close(listener.socket.detach() if impl == "fastsock" else listener.detach())
+        if impl == "fastsock":
+            listener: Any = fastsock.listen(("127.0.0.1", 0))
+            address = listener.address
+        else:
+            listener = socket.create_server(("127.0.0.1", 0))
+            address = listener.getsockname()
+        pid = fork(lambda: serve_connections(impl, listener, n), PEER_CPU)
+        # Only the child listens: if it fails, connecting fails rather than
+        # hangs.  (Listener.close() would shut the shared socket down.)
+        os.close(listener.socket.detach() if impl == "fastsock" else listener.detach())
+    client_impl = "fastsock" if impl == "event" else impl
+
     def client() -> float:
-        make_connections(impl, address, n)
+        make_connections(client_impl, address, n)
         return n
 
     try:
