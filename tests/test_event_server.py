@@ -67,6 +67,14 @@ def recv_frame(sock):
     return recv_exactly(sock, n)
 
 
+def assert_no_frame_within(sock, seconds):
+    """Nothing arrives on sock for `seconds`; its timeout is 5 s after."""
+    sock.settimeout(seconds)
+    with pytest.raises(socket.timeout):
+        recv_frame(sock)
+    sock.settimeout(5)
+
+
 def recv_until_eof(sock):
     out = bytearray()
     while True:
@@ -271,10 +279,7 @@ def test_a_request_waiting_at_accept_is_read_after_on_connect(hook):
             assert recv_frame(late) == b"hello"
             assert recv_frame(late) == b"request"
         elif hook == "pause":
-            late.settimeout(0.3)
-            with pytest.raises(socket.timeout):
-                recv_frame(late)
-            late.settimeout(5)
+            assert_no_frame_within(late, 0.3)
             second.sendall(frame(b"resume"))
             assert recv_frame(second) == b"resume"
             assert recv_frame(late) == b"request"
@@ -505,10 +510,7 @@ def test_resume_from_a_callback_of_another_connection():
         with client(server) as a, client(server) as b:
             a.sendall(frame(b"pause") + frame(b"one") + frame(b"two"))
             assert recv_frame(a) == b"paused"
-            a.settimeout(0.2)
-            with pytest.raises(socket.timeout):
-                recv_frame(a)
-            a.settimeout(5)
+            assert_no_frame_within(a, 0.2)
             b.sendall(frame(b"resume"))
             assert recv_frame(b) == b"resumed"
             assert recv_frame(a) == b"one"
@@ -586,12 +588,9 @@ def test_max_connections_stops_accepting_until_one_ends():
             assert recv_frame(s) == b"x"
         c = client(server)                       # waits in the backlog
         c.sendall(frame(b"third"))
-        c.settimeout(0.3)
-        with pytest.raises(socket.timeout):
-            recv_frame(c)
+        assert_no_frame_within(c, 0.3)
         assert server.connections == 2
         a.close()
-        c.settimeout(5)
         assert recv_frame(c) == b"third"
         b.close()
         c.close()
